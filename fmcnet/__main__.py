@@ -1,0 +1,3 @@
+from fmcnet.cli import main
+
+raise SystemExit(main())
