@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fmcnet.utils import FMCNetError, atomic_write_text
 
 
 @dataclass
@@ -166,7 +168,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(FMCNetError, ValueError):
     """A configuration key or value that does not fit `Config`."""
 
 
@@ -282,8 +284,6 @@ def validate(cfg: Config) -> None:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    from fmcnet.utils import atomic_write_text
-
     data = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items()}
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 

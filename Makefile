@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` and `make test`. Each sets up .venv on its own:
+# created when missing, rebuilt when requirements.txt or pyproject.toml changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.fmcnet-$(REQ_HASH)
+# Tests, nbval and the demo keep their data and caches inside the checkout.
+export FMCNET_DATA ?= $(CURDIR)/.cache/data
+export MPLBACKEND ?= Agg
+
+.PHONY: venv demo test test-unit test-notebooks test-e2e lab lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@if [ -d $(VENV) ] && [ ! -f $(STAMP) ]; then echo "requirements changed: rebuilding $(VENV)"; rm -rf $(VENV); fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+demo: venv
+	$(PY) -m fmcnet demo --out runs/demo
+
+test: venv
+	$(PY) -m pytest tests -q -m "not e2e"
+	FMCNET_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+
+test-unit: venv
+	$(PY) -m pytest tests -q -m "not e2e"
+
+test-notebooks: venv
+	FMCNET_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+
+test-e2e: venv
+	bash tests/e2e/run_e2e.sh
+
+lab: venv
+	FMCNET_PROFILE=quick $(VENV)/bin/jupyter lab notebooks/
+
+lint: venv
+	$(VENV)/bin/ruff check fmcnet tests bench
+
+bench: venv
+	$(PY) bench/train_throughput.py --quick
+	$(PY) bench/eval_speed.py --quick
+	$(PY) bench/data_pipeline.py --quick
+
+clean:
+	rm -rf .cache runs .pytest_cache

@@ -1,0 +1,240 @@
+"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep}``.
+
+Errors meant for the user (bad dataset trees, bad configuration, mismatched
+checkpoints) print one message and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fmcnet.config import PROFILES, Config, make_config, parse_overrides
+from fmcnet.utils import FMCNetError, atomic_write_json
+
+DATASETS = ("synthetic", "sysu", "regdb", "llcm")
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Config:
+    overrides = parse_overrides(getattr(args, "overrides", []) or [])
+    for key in ("dataset", "trial"):
+        value = getattr(args, key, None)
+        if value is not None and value != "all":
+            overrides[key] = value
+    if getattr(args, "root", None):
+        overrides["data_root"] = str(args.root)
+    overrides.update(extra)
+    return make_config(args.profile, yaml_files=getattr(args, "config", None) or [],
+                       overrides=overrides)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from fmcnet.data.synthetic import synthesize
+
+    root = synthesize(args.out, identities=args.identities, seed=args.seed,
+                      images_per_camera=args.images_per_camera)
+    print(f"synthetic VI-ReID set (SYSU-MM01 layout) written to {root}")
+    return 0
+
+
+def cmd_dataset_info(args: argparse.Namespace) -> int:
+    from fmcnet.data.info import dataset_info, format_dataset_info
+
+    info = dataset_info(args.dataset, args.root, trial=args.trial)
+    print(json.dumps(info) if args.json else format_dataset_info(info))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fmcnet.train import aggregate_trials, train
+
+    out = Path(args.out)
+    if args.dataset == "regdb" and args.trial == "all":
+        # RegDB: one model per trial, each tested on its own split (PROTOCOLS.md).
+        per_trial = []
+        for t in range(1, 11):
+            cfg = _config(args, trial=t)
+            result = train(cfg, out / f"trial_{t:02d}", resume=args.resume)
+            per_trial.append({**result.results, "trial": t})
+        summary = aggregate_trials(per_trial)
+        atomic_write_json(out / "results.json", summary)
+        _print_results(summary)
+        return 0
+    cfg = _config(args)
+    result = train(cfg, out, resume=args.resume)
+    if result.results is not None:
+        _print_results(result.results)
+        print(f"run folder: {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmcnet.data import dataset_for_config
+    from fmcnet.train import evaluate_run, load_checkpoint, load_model_from_checkpoint
+    from fmcnet.utils import pick_device
+
+    if args.run:
+        run_dir = Path(args.run)
+        checkpoint = run_dir / "checkpoints" / "last.pt"
+        if not checkpoint.exists():
+            raise FMCNetError(f"run {run_dir} has no checkpoint at {checkpoint}")
+    elif args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+        run_dir = Path(args.out) if args.out else checkpoint.parent.parent
+    else:
+        raise FMCNetError("evaluate needs --run RUN_DIR or --checkpoint FILE")
+    saved = load_checkpoint(checkpoint)["config"]
+    values = {k: v for k, v in saved.items() if k != "profile"}
+    if args.dataset:
+        values["dataset"] = args.dataset
+    if args.root:
+        values["data_root"] = str(args.root)
+    values.update(parse_overrides(args.overrides or []))
+    cfg = make_config(saved["profile"], overrides=values, progress=not args.json)
+    device = pick_device(cfg.device)
+    dataset = dataset_for_config(cfg)
+    model, _ = load_model_from_checkpoint(checkpoint, cfg, dataset, device)
+    settings = _settings_filter(dataset, args.mode, args.shots)
+    results = evaluate_run(
+        model, dataset, cfg, run_dir, device=device, selection=f"checkpoint {checkpoint}",
+        tta=args.tta, rerank=args.rerank, settings=settings, trials=args.trials,
+    )
+    if args.json:
+        print(json.dumps(results))
+    else:
+        _print_results(results)
+    return 0
+
+
+def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] | None:
+    if mode is None and shots is None:
+        return None
+    names = []
+    for name in dataset.splits:
+        if "/" not in name:
+            names.append(name)
+            continue
+        m, s = name.split("/")
+        if (mode is None or m == mode) and (shots is None or s == ("single" if shots == 1 else "multi")):
+            names.append(name)
+    return names
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fmcnet.train import read_metrics, train
+    from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
+
+    out = Path(args.out)
+    cfg = make_config("quick", overrides=parse_overrides(args.overrides or []))
+    t0 = time.perf_counter()
+    print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
+          f"{cfg.epochs} epochs) on the built-in synthetic set -> {out}")
+    result = train(cfg, out, resume=args.resume or (out / "checkpoints" / "last.pt").exists())
+    figures = out / "figures"
+    save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
+    save_figure(plot_cmc(result.results), figures / "cmc.png")
+    _print_results(result.results)
+    print(f"done in {time.perf_counter() - t0:.0f} s; run folder {out}, figures in {figures}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fmcnet.sweep import run_sweep
+
+    table = run_sweep(args.spec, profile=args.profile, out=args.out,
+                      overrides=parse_overrides(args.overrides or []))
+    print(table)
+    return 0
+
+
+def _print_results(results: dict[str, Any]) -> None:
+    from fmcnet.evaluation.report import table1_markdown
+
+    print(table1_markdown(results))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fmcnet", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synthesize", help="write the synthetic VI-ReID set (SYSU-MM01 layout)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--identities", type=int, default=Config.synthetic_identities)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images-per-camera", type=int, default=Config.synthetic_images_per_camera)
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("dataset-info", help="summarise a dataset copy against the official counts")
+    p.add_argument("dataset", choices=("sysu", "regdb", "llcm"))
+    p.add_argument("--root", required=True)
+    p.add_argument("--trial", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dataset_info)
+
+    p = sub.add_parser("train", help="train, then evaluate and write results.json")
+    p.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    p.add_argument("--root", default=None)
+    p.add_argument("--trial", default=None, help="RegDB trial 1..10, or 'all'")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="paper")
+    p.add_argument("--config", action="append", help="YAML file(s) of overrides")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("overrides", nargs="*", help="key=value configuration overrides")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run or a checkpoint")
+    p.add_argument("--run", default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--root", default=None)
+    p.add_argument("--mode", choices=("all", "indoor"), default=None)
+    p.add_argument("--shots", type=int, choices=(1, 10), default=None)
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--tta", action="store_true", default=None)
+    p.add_argument("--rerank", action="store_true", default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the CPU demo on the synthetic set (make demo)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sweep", help="run a notebook sweep (e.g. the ablation rows)")
+    p.add_argument("spec")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "trial", None) not in (None, "all") and isinstance(args.trial, str):
+        try:
+            args.trial = int(args.trial)
+        except ValueError:
+            print(f"error: --trial expects 1..10 or 'all', got {args.trial!r}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except FMCNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,627 @@
+"""The training loop (FMCNET_SPEC section 6), written out.
+
+One step: gather the P x K visible and infrared uint8 images on their device ->
+augment there -> forward both halves -> L = L_SFD + L_FMC + L_SFF (generator side) and
+the discriminators' loss on detached features -> one backward -> step the main
+optimizer (encoders, classifiers, generators, omega) and the discriminators' own.
+
+Everything a run writes lives in its folder: ``config.yaml``, ``metrics.jsonl``,
+``checkpoints/``, ``results.json``, ``figures/`` and ``eval/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from fmcnet.config import Config, config_from_dict, save_config
+from fmcnet.data.augment import TrainAugment
+from fmcnet.data.base import VIDataset
+from fmcnet.data.sampler import CrossModalitySampler
+from fmcnet.losses import discriminator_loss, fmcnet_loss
+from fmcnet.model import FMCNet
+from fmcnet.utils import (
+    FMCNetError,
+    atomic_torch_save,
+    atomic_write_json,
+    pick_device,
+    seed_everything,
+)
+
+# Configuration keys that change the network's shape or the meaning of its weights:
+# a checkpoint must agree on all of them to be resumed or evaluated.
+MODEL_KEYS = (
+    "backbone", "last_stride", "bnneck", "generator_hidden", "sfd", "fmc", "fusion",
+    "height", "width",
+)
+# Keys whose change makes a resumed run a different experiment.
+RESUME_KEYS = MODEL_KEYS + (
+    "dataset", "trial", "seed", "num_identities", "num_instances", "steps_per_epoch",
+    "lr", "warmup_epochs", "lr_milestones", "lr_gamma", "validate",
+)
+
+
+class CheckpointMismatch(FMCNetError):
+    """A checkpoint that does not fit the model, dataset or run it is loaded into."""
+
+
+class NonFiniteLoss(FMCNetError):
+    """A NaN or infinite loss term; the run stops and keeps its last good checkpoint."""
+
+
+# ---------------------------------------------------------------------------------------
+# Learning-rate schedule
+# ---------------------------------------------------------------------------------------
+
+
+def lr_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up over `warmup_epochs`, then x`lr_gamma` at each milestone epoch."""
+    epoch = global_step // steps_per_epoch
+    warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    if global_step < warmup_steps:
+        return (global_step + 1) / warmup_steps
+    return cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+
+
+def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.SGD, torch.optim.SGD]:
+    """SGD for the network and SGD for the discriminators; pre-trained parts at 0.1x.
+
+    The 0.1x multiplier only applies when ImageNet weights were actually loaded: on a
+    randomly initialised backbone it would just slow training down.
+    """
+    groups = model.parameter_groups()
+    mult = cfg.pretrained_lr_mult if model.pretrained_source != "random" else 1.0
+    main = torch.optim.SGD(
+        [
+            {"params": groups["pretrained"], "lr_mult": mult, "lr": cfg.lr * mult},
+            {"params": groups["new"], "lr_mult": 1.0, "lr": cfg.lr},
+        ],
+        lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+    )
+    disc_params = groups["discriminator"] or [torch.nn.Parameter(torch.zeros(1))]
+    disc = torch.optim.SGD(
+        [{"params": disc_params, "lr_mult": 1.0, "lr": cfg.disc_lr}],
+        lr=cfg.disc_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+    )
+    return main, disc
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * group["lr_mult"] * factor
+
+
+# ---------------------------------------------------------------------------------------
+# Training images on the device
+# ---------------------------------------------------------------------------------------
+
+
+class DeviceImages:
+    """A uint8 NHWC image array kept where batches are gathered fastest.
+
+    On a GPU the whole array lives in device memory when it fits (SYSU-MM01 at 288x144
+    is ~4.3 GB); otherwise in pinned host memory with asynchronous copies. On the CPU
+    the memory-mapped cache is used as it is.
+    """
+
+    def __init__(self, array: np.ndarray, device: torch.device, on_device: bool = True):
+        self.device = device
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        self.location = "host"
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if on_device and host.numel() < 0.5 * free:
+                self.data = host.to(device)
+                self.location = "device"
+            else:
+                self.data = host.pin_memory()
+                self.location = "pinned"
+        else:
+            self.data = host
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def batch(self, index: np.ndarray) -> torch.Tensor:
+        """uint8 NCHW (channels_last memory) on the training device."""
+        idx = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        if self.location == "device":
+            x = self.data[idx.to(self.device, non_blocking=True)]
+        else:
+            x = self.data[idx]
+            if self.device.type == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+        return x.permute(0, 3, 1, 2)
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------
+
+
+def _state_sha256(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def dataset_signature(dataset: VIDataset) -> dict[str, Any]:
+    return {
+        "name": dataset.name,
+        "trial": dataset.trial,
+        "num_classes": dataset.train.num_classes,
+        "visible": len(dataset.train.visible),
+        "infrared": len(dataset.train.infrared),
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    model_state = {k: v.detach().cpu() for k, v in state["model"].items()}
+    state = {**state, "model": model_state, "model_sha256": _state_sha256(model_state)}
+    atomic_torch_save(state, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint`, verifying its content hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointMismatch(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing
+        raise CheckpointMismatch(
+            f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc}); "
+            "it is truncated or not an fmcnet checkpoint"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointMismatch(f"checkpoint {path} is not an fmcnet checkpoint (no model/config)")
+    if state.get("model_sha256") != _state_sha256(state["model"]):
+        raise CheckpointMismatch(f"checkpoint {path} fails its content hash: the file is corrupt")
+    return state
+
+
+def check_compatible(
+    ckpt: dict[str, Any], cfg: Config, dataset: VIDataset | None, path: Path, keys=MODEL_KEYS
+) -> None:
+    """Fail loudly, listing every difference, instead of evaluating random weights."""
+    saved = ckpt["config"]
+    problems = [
+        f"{k}: checkpoint has {saved.get(k)!r}, this run has {getattr(cfg, k)!r}"
+        for k in keys
+        if _norm(saved.get(k)) != _norm(getattr(cfg, k))
+    ]
+    if dataset is not None:
+        want = dataset_signature(dataset)
+        have = ckpt.get("dataset", {})
+        problems += [
+            f"dataset {k}: checkpoint has {have.get(k)!r}, this dataset has {want[k]!r}"
+            for k in ("name", "num_classes")
+            if have.get(k) != want[k]
+        ]
+    if problems:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not match this configuration/dataset:\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_model_from_checkpoint(
+    path: str | os.PathLike, cfg: Config | None = None, dataset: VIDataset | None = None,
+    device: torch.device | None = None,
+) -> tuple[FMCNet, Config]:
+    """Rebuild the model of a checkpoint; every weight must load (strict)."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    saved_cfg = config_from_dict(ckpt["config"])
+    if cfg is not None:
+        check_compatible(ckpt, cfg, dataset, path)
+    elif dataset is not None:
+        check_compatible(ckpt, saved_cfg, dataset, path)
+    model = FMCNet.from_config(_no_pretrained(saved_cfg), ckpt["dataset"]["num_classes"])
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    if missing or unexpected:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not fit the model: missing {sorted(missing)[:10]}, "
+            f"unexpected {sorted(unexpected)[:10]}"
+        )
+    return model.to(device or torch.device("cpu")), saved_cfg
+
+
+def _no_pretrained(cfg: Config) -> Config:
+    """Weights come from the checkpoint: do not look for ImageNet weights again."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None, require_pretrained=False)
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: FMCNet
+    dataset: VIDataset
+    cfg: Config
+    results: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+def _distributed() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _progress(iterable, enabled: bool, **kw):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+def train(
+    cfg: Config,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    dataset: VIDataset | None = None,
+    evaluate: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train FMCNet on `cfg.dataset`, write the run folder, then evaluate.
+
+    `callback` receives every metrics record (the notebooks draw live curves with it).
+    Ctrl-C saves the position reached (mid-epoch) so that `resume=True` continues there.
+    """
+    from fmcnet.data import dataset_for_config
+    from fmcnet.data.cache import load_images
+
+    run_dir = Path(run_dir)
+    rank, world = _distributed()
+    is_main = rank == 0
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    seed_everything(cfg.seed + rank)
+    ckpt_dir = run_dir / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+    show = cfg.progress and is_main
+
+    if not resume and is_main and last_path.exists():
+        raise FMCNetError(
+            f"{run_dir} already holds a run ({last_path}); pass --resume to continue it "
+            "or choose another --out"
+        )
+    dataset = dataset or dataset_for_config(cfg)
+    size = (cfg.height, cfg.width)
+    images_v = DeviceImages(load_images(dataset.train.visible, size, progress=show), device,
+                            cfg.data_on_device)
+    images_i = DeviceImages(load_images(dataset.train.infrared, size, progress=show), device,
+                            cfg.data_on_device)
+    labels_v = torch.from_numpy(dataset.train.visible.labels).to(device)
+    labels_i = torch.from_numpy(dataset.train.infrared.labels).to(device)
+
+    model = FMCNet.from_config(cfg, dataset.train.num_classes).to(device)
+    channels_last = cfg.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, disc_optimizer = build_optimizers(model, cfg)
+    sampler = CrossModalitySampler(
+        dataset.train.visible.labels, dataset.train.infrared.labels,
+        cfg.num_identities, cfg.num_instances, seed=cfg.seed, rank=rank, world_size=world,
+        batches_per_epoch=cfg.steps_per_epoch,
+    )
+    steps_per_epoch = len(sampler)
+    augment = TrainAugment.from_config(cfg)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
+
+    start_epoch, global_step, best = 0, 0, {"mAP": -1.0, "epoch": None}
+    if resume:
+        if not last_path.exists():
+            raise FMCNetError(f"--resume: {run_dir} has no checkpoint {last_path} to resume from")
+        ckpt = load_checkpoint(last_path)
+        check_compatible(ckpt, cfg, dataset, last_path, keys=RESUME_KEYS)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        disc_optimizer.load_state_dict(ckpt["disc_optimizer"])
+        sampler.load_state_dict(ckpt["sampler"])
+        generator.set_state(ckpt["rng"]["augment"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        start_epoch, global_step = ckpt["epoch"], ckpt["global_step"]
+        best = ckpt.get("best", best)
+        if is_main:
+            print(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}, "
+                  f"step {global_step} (lr factor {lr_factor(cfg, global_step, steps_per_epoch):.4g})")
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+
+    ddp_model = model
+    disc_names = {id(p) for p in model.parameter_groups()["discriminator"]}
+    if world > 1:
+        # The discriminators learn from a second loss on detached features; DDP handles
+        # one backward per forward, so their gradients are averaged by hand instead.
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, [n for n, p in model.named_parameters() if id(p) in disc_names]
+        )
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=not (cfg.sfd and cfg.fmc),
+        )
+    step_fn = ddp_model
+    if cfg.compile:
+        step_fn = torch.compile(ddp_model)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+
+    def checkpoint_state(epoch: int, position: int | None = None) -> dict[str, Any]:
+        sampler_state = sampler.state_dict()
+        if position is not None:
+            sampler_state = {**sampler_state, "epoch": epoch, "position": position}
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "disc_optimizer": disc_optimizer.state_dict(),
+            "sampler": sampler_state,
+            "rng": {"augment": generator.get_state().cpu(), "torch": torch.get_rng_state()},
+            "epoch": epoch,
+            "global_step": global_step,
+            "best": best,
+            "config": {k: _norm(v) for k, v in cfg.to_dict().items()},
+            "dataset": dataset_signature(dataset),
+        }
+
+    history: list[dict[str, Any]] = []
+    metrics_path = run_dir / "metrics.jsonl"
+    pending: list[torch.Tensor] = []  # per-step loss terms, synced once per log interval
+    term_names: list[str] | None = None
+    t_interval, n_interval = time.perf_counter(), 0
+
+    def flush(epoch: int, step_in_epoch: int) -> None:
+        nonlocal pending, t_interval, n_interval
+        if not pending:
+            return
+        values = torch.stack(pending).float().cpu()  # one device sync per interval
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            row, col = (int(i) for i in bad.nonzero()[0])
+            step = global_step - len(pending) + row + 1
+            raise NonFiniteLoss(
+                f"loss term {term_names[col]!r} became {values[row, col].item()} at step {step} "
+                f"(epoch {epoch + 1}); stopping. The last good checkpoint stays at {last_path}"
+            )
+        elapsed = time.perf_counter() - t_interval
+        record = {
+            "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
+            "lr": optimizer.param_groups[1]["lr"],
+            **{f"loss/{n}": float(v) for n, v in zip(term_names, values.mean(0))},
+            **omega_values(model),
+            "images_per_s": n_interval / elapsed if elapsed > 0 else float("nan"),
+        }
+        if device.type == "cuda":
+            record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        history.append(record)
+        if is_main:
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        if callback is not None:
+            callback(record)
+        pending, t_interval, n_interval = [], time.perf_counter(), 0
+
+    if is_main and not resume:
+        metrics_path.unlink(missing_ok=True)
+    epochs = _progress(range(start_epoch, cfg.epochs), show, desc="epochs",
+                       initial=start_epoch, total=cfg.epochs)
+    epoch, step_in_epoch, updating = start_epoch, 0, False
+    try:
+        for epoch in epochs:
+            model.train()
+            state = sampler.state_dict()
+            if state["epoch"] != epoch or state["position"] >= steps_per_epoch:
+                sampler.set_epoch(epoch)
+            step_in_epoch = sampler.state_dict()["position"]
+            bar = _progress(sampler, show, desc=f"epoch {epoch + 1}", leave=False,
+                            total=steps_per_epoch - step_in_epoch)
+            for idx_v, idx_i in bar:
+                factor = lr_factor(cfg, global_step, steps_per_epoch)
+                set_lr(optimizer, cfg.lr, factor)
+                set_lr(disc_optimizer, cfg.disc_lr, factor)
+
+                x_v = augment(images_v.batch(idx_v), generator)
+                x_i = augment(images_i.batch(idx_i), generator)
+                y_v = labels_v[torch.from_numpy(idx_v).to(device)]
+                y_i = labels_i[torch.from_numpy(idx_i).to(device)]
+                if channels_last:
+                    x_v = x_v.contiguous(memory_format=torch.channels_last)
+                    x_i = x_i.contiguous(memory_format=torch.channels_last)
+
+                with autocast:
+                    out = step_fn(x_v, x_i)
+                    loss, terms = fmcnet_loss(out, y_v, y_i, cfg)
+                    d_loss, d_terms = (
+                        discriminator_loss(model, out) if cfg.fmc and cfg.gan else (None, {})
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if d_loss is not None:
+                    # The generator-side loss also reaches D's weights; those gradients are
+                    # dropped so that D learns only from its own loss on detached features.
+                    disc_optimizer.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    if world > 1:
+                        _average_gradients(disc_optimizer, world)
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                updating = True
+                optimizer.step()
+                if d_loss is not None:
+                    disc_optimizer.step()
+                global_step += 1
+                step_in_epoch += 1
+                updating = False
+
+                all_terms = {**terms, **d_terms}
+                if term_names is None:
+                    term_names = list(all_terms)
+                pending.append(torch.stack([all_terms[n].detach().float() for n in term_names]))
+                n_interval += len(idx_v) + len(idx_i)
+                if len(pending) >= cfg.log_every or step_in_epoch == steps_per_epoch:
+                    flush(epoch, step_in_epoch)
+                    if show and history:
+                        bar.set_postfix(loss=f"{history[-1]['loss/total']:.3f}",
+                                        img_s=f"{history[-1]['images_per_s']:.0f}")
+            flush(epoch, step_in_epoch)
+
+            done = epoch + 1
+            at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.epochs
+            if cfg.validate and dataset.val is not None and at_checkpoint:
+                val_map = validation_map(model, dataset, cfg, device)
+                history[-1]["val_mAP"] = val_map
+                if is_main and val_map > best["mAP"]:
+                    best = {"mAP": val_map, "epoch": done}
+                    save_checkpoint(ckpt_dir / "best.pt", checkpoint_state(done))
+            if is_main and at_checkpoint:
+                state = checkpoint_state(done)
+                save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
+                save_checkpoint(last_path, state)
+    except KeyboardInterrupt:
+        # Save where the run stands, unless the interrupt fell inside the update itself.
+        if is_main and not updating:
+            save_checkpoint(last_path, checkpoint_state(epoch, position=step_in_epoch))
+            print(f"interrupted: saved epoch {epoch + 1}, step {step_in_epoch} to {last_path}; "
+                  "run again with --resume to continue")
+        raise
+    results = None
+    if evaluate and is_main:
+        if cfg.validate and best["epoch"] is not None:
+            model, _ = load_model_from_checkpoint(ckpt_dir / "best.pt", cfg, dataset, device)
+            selection = f"best validation mAP ({best['mAP']:.2f}%) at epoch {best['epoch']}; val ids held out"
+        else:
+            selection = f"last epoch ({cfg.epochs}); trained on train+val as the paper"
+        results = evaluate_run(model, dataset, cfg, run_dir, device=device, selection=selection)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(run_dir, model, dataset, cfg, results, history)
+
+
+def omega_values(model: torch.nn.Module) -> dict[str, float]:
+    """The SFF fusion weights (Eq. 15) for the metrics log; empty without SFF."""
+    values = {}
+    for name, p in model.named_parameters():
+        if "omega" in name and p.numel() <= 4:
+            for j, v in enumerate(p.detach().float().flatten().tolist()):
+                values[f"omega/{name.replace('.', '/')}" + (f"/{j + 1}" if p.numel() > 1 else "")] = v
+    return values
+
+
+def _average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+
+
+def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch.device) -> float:
+    """mAP (percent) of infrared->visible retrieval among the held-out val identities."""
+    from fmcnet.data.cache import load_images
+    from fmcnet.evaluation.extract import extract_features
+    from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
+
+    size = (cfg.height, cfg.width)
+    feats = {}
+    for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
+        feats[name] = extract_features(
+            model, load_images(images, size, progress=False), images.modality, device=device,
+            batch_size=cfg.eval_batch_size, amp=cfg.amp,
+        )
+    q, g = dataset.val.infrared, dataset.val.visible
+    dist_qg = pairwise_distance(feats["q"], feats["g"])
+    metrics = rank_metrics(dist_qg, q.pids, g.pids, q.cams, g.cams, protocol="sysu",
+                           max_rank=cfg.max_rank)
+    model.train()
+    return 100.0 * metrics["mAP"]
+
+
+def evaluate_run(
+    model: FMCNet, dataset: VIDataset, cfg: Config, run_dir: Path, *, device: torch.device,
+    selection: str, tta: bool | None = None, rerank: bool | None = None,
+    settings: list[str] | None = None, trials: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate every protocol of the dataset and write results.json and eval/*.npz."""
+    from fmcnet.evaluation.protocols import evaluate_dataset
+    from fmcnet.evaluation.report import results_document, table1_markdown
+    from fmcnet.utils import atomic_write_text, describe_device, git_commit
+
+    tta = cfg.tta if tta is None else tta
+    rerank = cfg.rerank if rerank is None else rerank
+    evaluation = evaluate_dataset(
+        model, dataset, cfg, device=device, settings=settings, trials=trials, tta=tta,
+        rerank=rerank, save_dir=run_dir / "eval", progress=cfg.progress,
+    )
+    results = results_document(
+        evaluation["settings"],
+        dataset=cfg.dataset,
+        profile=cfg.profile,
+        device=describe_device(device),
+        commit=git_commit(),
+        sampler=dataset.sampler,
+        trials=evaluation["trials"],
+        tta=tta,
+        rerank=rerank,
+        selection=selection,
+        synthetic=cfg.dataset == "synthetic",
+    )
+    atomic_write_json(run_dir / "results.json", results)
+    atomic_write_text(run_dir / "results.md", table1_markdown(results) + "\n")
+    return results
+
+
+def aggregate_trials(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std over per-trial results (RegDB: one model per trial)."""
+    first = results[0]
+    settings: dict[str, Any] = {}
+    for name in first["settings"]:
+        settings[name] = {}
+        for metric in first["settings"][name]:
+            vals = [r["settings"][name][metric] for r in results]
+            if not all(isinstance(v, (int, float)) for v in vals):
+                continue
+            settings[name][metric] = float(np.mean(vals))
+            settings[name][f"{metric}_std"] = float(np.std(vals))
+    return {**first, "trials": len(results), "settings": settings,
+            "per_trial_models": [r.get("trial") for r in results]}
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in open(path) if line.strip()]
