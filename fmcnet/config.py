@@ -270,13 +270,13 @@ def validate(cfg: Config) -> None:
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if cfg.fmc and not cfg.sfd:
+        raise ConfigError("fmc=true needs sfd=true (the generators target the specific features)")
     if cfg.fusion != "none" and not (cfg.sfd and cfg.fmc):
         raise ConfigError(
             f"fusion={cfg.fusion!r} needs sfd=true and fmc=true (it combines F_sp with the "
             "generated F'_sp); use fusion=none for the Base and Base+SFD rows"
         )
-    if cfg.fmc and not cfg.sfd:
-        raise ConfigError("fmc=true needs sfd=true (the generators target the specific features)")
     if cfg.last_stride not in (1, 2):
         raise ConfigError(f"last_stride must be 1 or 2, got {cfg.last_stride}")
     if not 1 <= cfg.trial <= 10:
