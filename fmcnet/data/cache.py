@@ -1,0 +1,148 @@
+"""The pre-processing cache: every image decoded and resized once, then memory-mapped.
+
+`load_images(paths, (H, W))` returns a read-only uint8 ``[N, H, W, 3]`` array backed by
+``<cache>/<key>.npy``. The key hashes the resolved paths, each file's size and
+modification time, and the target size, so editing, replacing or touching an image
+gives a new cache. Files are written to a temporary name and renamed (never
+half-written); on load the array header is checked against a small JSON manifest, and
+a cache that does not match (truncated, corrupt) is rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fmcnet.data.base import DatasetError, ImageSet
+from fmcnet.utils import atomic_write_json, cache_dir
+
+# Bumped when the decoding below changes, so old caches are not reused.
+CACHE_VERSION = 1
+# Pillow >= 9.1 spells it Image.Resampling.LANCZOS; Image.ANTIALIAS is gone since 10.
+_LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
+_CHUNK = 256  # images decoded per thread-pool round; bounds memory held in flight
+_WORKERS = 2  # PIL releases the GIL while decoding and resizing
+
+
+def _decode(path: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 [H, W, 3]: RGB (grey/infrared replicated), LANCZOS-resized."""
+    height, width = size
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (width, height):
+                img = img.resize((width, height), _LANCZOS)
+            return np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"image {path} does not exist (listed by the dataset)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DatasetError(
+            f"{path} is not a readable image ({exc}); replace it with a good copy and retry"
+        ) from None
+
+
+def _cache_key(paths: list[str], size: tuple[int, int]) -> tuple[str, str]:
+    """(cache key, hash of the path list) for these files at this size."""
+    key = hashlib.sha256(f"fmcnet-images-v{CACHE_VERSION} {size[0]}x{size[1]}\n".encode())
+    names = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise DatasetError(f"image {p} does not exist (listed by the dataset)") from None
+        key.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        names.update(f"{p}\n".encode())
+    return key.hexdigest(), names.hexdigest()
+
+
+def _open_cached(npy: Path, manifest: Path, expected: dict) -> np.ndarray | None:
+    """The memory-mapped cache if it exists and matches; None (with a warning) otherwise."""
+    if not npy.exists() and not manifest.exists():
+        return None
+    try:
+        meta = json.loads(manifest.read_text())
+        if any(meta.get(k) != v for k, v in expected.items()):
+            raise ValueError(f"manifest {meta} does not match {expected}")
+        arr = np.load(npy, mmap_mode="r")
+        if arr.dtype != np.uint8 or list(arr.shape) != expected["shape"]:
+            raise ValueError(f"array {arr.dtype}{list(arr.shape)}, expected uint8{expected['shape']}")
+        return arr
+    except (OSError, ValueError, EOFError) as exc:
+        warnings.warn(
+            f"image cache {npy} is unusable ({exc}); rebuilding it", RuntimeWarning, stacklevel=3
+        )
+        return None
+
+
+def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -> None:
+    """Decode every image into a temporary .npy beside `npy`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{npy.name}.", suffix=".tmp", dir=npy.parent)
+    os.close(fd)
+    bar = None
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(paths), *size, 3))
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(paths), desc=f"caching images at {size[0]}x{size[1]}",
+                       unit="img")
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for start in range(0, len(paths), _CHUNK):
+                chunk = paths[start:start + _CHUNK]
+                for i, img in enumerate(pool.map(lambda p: _decode(p, size), chunk)):
+                    out[start + i] = img
+                if bar is not None:
+                    bar.update(len(chunk))
+        out.flush()
+        del out
+        os.replace(tmp, npy)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def load_images(
+    images: ImageSet | Sequence[str | os.PathLike],
+    size: tuple[int, int],
+    *,
+    cache_root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """All `images` resized to `size` = (H, W): a read-only memory-mapped uint8 [N, H, W, 3].
+
+    `images` is an `ImageSet` or a list of paths. The cache lives in `cache_root` or
+    ``fmcnet.utils.cache_dir() / "images"``; it is built on first use (with a tqdm bar
+    when `progress`) and rebuilt whenever a listed file changes.
+    """
+    raw = images.paths if isinstance(images, ImageSet) else list(images)
+    height, width = (int(s) for s in size)
+    size = (height, width)
+    if not raw:
+        return np.zeros((0, height, width, 3), dtype=np.uint8)
+    paths = [str(Path(p).expanduser().resolve()) for p in raw]
+    key, names_hash = _cache_key(paths, size)
+    folder = Path(cache_root) if cache_root is not None else cache_dir() / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    npy, manifest = folder / f"{key}.npy", folder / f"{key}.json"
+    expected = {"count": len(paths), "shape": [len(paths), height, width, 3],
+                "paths_sha256": names_hash}
+    arr = _open_cached(npy, manifest, expected)
+    if arr is not None:
+        return arr
+    manifest.unlink(missing_ok=True)  # a manifest never outlives the array it describes
+    _build(npy, paths, size, progress)
+    atomic_write_json(manifest, {**expected, "version": CACHE_VERSION})
+    return np.load(npy, mmap_mode="r")

@@ -1,0 +1,535 @@
+"""A built-in visible-infrared re-ID data set in the SYSU-MM01 layout.
+
+Real VI-ReID data sets are released only on request, so the demos, notebooks and tests
+run on a synthetic set that the SYSU-MM01 loader reads unchanged:
+
+```
+root/cam1..cam6/<pid %04d>/<%04d>.jpg   visible: cam1, cam2, cam4, cam5; infrared: cam3, cam6
+root/exp/{train,val,test}_id.txt        one line of comma-separated ids (~60/20/20 %)
+root/synthetic.json                     the parameters that produced it
+```
+
+Each identity is a rendered pedestrian with its own body proportions (head, torso,
+legs, shoulders), clothing colours and patterns (plain, stripes, checks, diagonals at
+a per-identity frequency), sleeves, trousers or shorts, a bag and a hat. Visible
+cameras render colour; infrared cameras render a heat image (three equal channels, as
+SYSU-MM01 stores them) in which colour is lost but shape and pattern survive, and
+brightness follows a per-identity *thermal signature* (skin temperature, clothing
+emissivity) that is only loosely tied to the colours. Both modalities thus hold
+modality-specific identity information, which is what FMCNet's specific branches and
+compensation are about. Cameras differ in background, illumination (gain and colour
+cast) and viewpoint (mirroring, shear); images jitter in position, scale, stride and
+noise. The difficulty knobs are keyword arguments of `synthesize`.
+
+Rendering is vectorised numpy: every body part is a boolean mask over coordinate grids
+of a whole chunk of images, painted into a part-index map that looks up colours (or
+temperatures) per image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmcnet.utils import FMCNetError, cache_dir
+
+# Bump when rendering changes: the cache key of `ensure_synthetic` includes it.
+GENERATOR_VERSION = 1
+VISIBLE_CAMS = (1, 2, 4, 5)
+INFRARED_CAMS = (3, 6)
+DEFAULT_IMAGE_SIZE = (128, 64)  # (H, W) on disk; the pre-processing cache resizes
+MARKER = "synthetic.json"
+_CHUNK = 128  # images rendered at once (fixed: the noise stream is drawn per chunk)
+
+# Part indices of the paint map (painter's order is set in `_part_map`).
+BG, SKIN, HAIR, UPPER, UPPER2, LOWER, LOWER2, SHOES, BAG, HAT = range(10)
+_NUM_PARTS = 10
+
+
+class _TargetExists(FMCNetError):
+    """`synthesize` was pointed at a non-empty directory without `overwrite=True`."""
+
+
+# ---- identities, cameras, image list -----------------------------------------------------
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectorised HSV -> RGB in [0, 1]; returns [..., 3]."""
+    i = np.floor(h * 6).astype(np.int64) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    table = np.stack(
+        [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    )  # [6, ..., 3]
+    return np.take_along_axis(table, i[None, ..., None], axis=0)[0]
+
+
+def _random_colours(rng: np.random.Generator, n: int, sat=(0.25, 1.0), val=(0.12, 0.95)):
+    return _hsv_to_rgb(rng.random(n), rng.uniform(*sat, n), rng.uniform(*val, n))
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+def _identities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Per-identity appearance; lengths in units of body height, widths are half-widths."""
+    p: dict[str, np.ndarray] = {}
+    u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
+    p["height"] = u(0.72, 0.90)  # body height / image height
+    p["head"] = u(0.052, 0.078)  # head radius
+    p["torso"] = u(0.26, 0.36)  # shoulder-to-hip length
+    p["shoulder"] = u(0.085, 0.145)
+    p["taper"] = u(-0.15, 0.28)  # hip half-width = shoulder * (1 - taper)
+    p["arm"] = u(0.022, 0.040)
+    p["leg"] = u(0.032, 0.058)
+    p["coat"] = np.where(rng.random(n) < 0.3, u(0.04, 0.16), 0.0)  # upper garment below hip
+    p["sleeve"] = np.where(rng.random(n) < 0.35, u(0.06, 0.14), 1.0)  # short sleeves
+    p["shorts"] = np.where(rng.random(n) < 0.2, u(0.12, 0.25), 2.0)  # trousers reach the feet
+    p["upper_pattern"] = rng.choice(5, n, p=[0.3, 0.2, 0.15, 0.2, 0.15])
+    p["upper_freq"] = u(2.0, 7.0)
+    p["upper_phase"] = u(0, 2 * np.pi)
+    p["lower_pattern"] = rng.choice(3, n, p=[0.7, 0.15, 0.15])
+    p["lower_freq"] = u(2.0, 6.0)
+    p["bag"] = rng.choice([-1, 0, 1], n, p=[0.2, 0.6, 0.2])  # side, 0 = none
+    p["bag_w"] = u(0.05, 0.09)
+    p["bag_h"] = u(0.06, 0.13)
+    p["hat"] = rng.random(n) < 0.25
+    # Colours (visible modality).
+    p["c_upper"] = _random_colours(rng, n)
+    p["c_upper2"] = _random_colours(rng, n)
+    p["c_lower"] = _random_colours(rng, n, sat=(0.1, 0.8), val=(0.1, 0.8))
+    p["c_lower2"] = _random_colours(rng, n)
+    tone = rng.uniform(0.25, 0.95, n)
+    p["c_skin"] = np.stack([0.45 + 0.5 * tone, 0.3 + 0.45 * tone, 0.2 + 0.4 * tone], -1)
+    p["c_hair"] = _random_colours(rng, n, sat=(0.1, 0.6), val=(0.04, 0.45))
+    p["c_shoes"] = _random_colours(rng, n, sat=(0.0, 0.5), val=(0.05, 0.7))
+    p["c_bag"] = _random_colours(rng, n)
+    p["c_hat"] = _random_colours(rng, n)
+    # Thermal signature (infrared modality): emissivity is mostly independent of colour,
+    # with a small dark-absorbs-more term, so each modality carries its own cues.
+    p["t_skin"] = u(0.70, 0.97)
+    p["t_hair"] = u(0.30, 0.55)
+    p["t_upper"] = np.clip(u(0.15, 0.75) + 0.15 * (0.5 - _luminance(p["c_upper"])), 0, 1)
+    p["t_upper2"] = np.clip(p["t_upper"] + rng.choice([-1, 1], n) * u(0.12, 0.35), 0, 1)
+    p["t_lower"] = np.clip(u(0.12, 0.65) + 0.15 * (0.5 - _luminance(p["c_lower"])), 0, 1)
+    p["t_lower2"] = np.clip(p["t_lower"] + rng.choice([-1, 1], n) * u(0.12, 0.3), 0, 1)
+    p["t_shoes"] = u(0.1, 0.35)
+    p["t_bag"] = u(0.05, 0.3)  # carried objects are cold
+    p["t_hat"] = u(0.2, 0.5)
+    return p
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Low-frequency texture in [0, 1]: a coarse random grid, bilinearly upsampled."""
+    grid = rng.random((cells + 1, cells + 1))
+    ys, xs = np.linspace(0, cells, h), np.linspace(0, cells, w)
+    y0, x0 = np.minimum(ys.astype(int), cells - 1), np.minimum(xs.astype(int), cells - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    g = lambda a, b: grid[(y0 + a)[:, None], (x0 + b)[None, :]]  # noqa: E731
+    return (g(0, 0) * (1 - fy) * (1 - fx) + g(1, 0) * fy * (1 - fx) + g(0, 1) * (1 - fy) * fx
+            + g(1, 1) * fy * fx)
+
+
+def _cameras(rng: np.random.Generator, size: tuple[int, int]) -> dict[int, dict[str, Any]]:
+    """Per-camera background, illumination and viewpoint (fixed for the data set)."""
+    h, w = size
+    cams: dict[int, dict[str, Any]] = {}
+    yy = np.linspace(0, 1, h)[:, None, None]
+    for cam in range(1, 7):
+        infrared = cam in INFRARED_CAMS
+        c: dict[str, Any] = {"infrared": infrared}
+        c["mirror"] = cam in (2, 5, 6)  # the other side of the corridor
+        c["shear"] = rng.uniform(-0.12, 0.12)
+        c["gain"] = rng.uniform(0.8, 1.15)
+        c["light"] = rng.uniform(-0.25, 0.25)  # left-right illumination gradient
+        texture = _smooth_noise(rng, h, w, 4)[..., None]
+        floor = (yy > rng.uniform(0.75, 0.9)).astype(np.float64)
+        if infrared:
+            base = rng.uniform(0.08, 0.3)  # cold surroundings, people are warm
+            bg = base + 0.15 * texture + 0.05 * floor + rng.uniform(-0.08, 0.08) * yy
+            c["background"] = np.clip(bg[..., 0], 0, 1).astype(np.float32)
+            c["cast"] = np.ones(3)
+        else:
+            wall, ground = _random_colours(rng, 2, sat=(0.0, 0.5), val=(0.3, 0.9))
+            bg = wall * (0.75 + 0.5 * texture) * (1 - floor) + ground * floor
+            bg = bg * (1 + rng.uniform(-0.2, 0.2) * yy)
+            c["background"] = np.clip(bg, 0, 1).astype(np.float32)
+            c["cast"] = 1 + rng.uniform(-0.15, 0.15, 3)  # white-balance colour cast
+        cams[cam] = c
+    return cams
+
+
+def _image_list(
+    rng: np.random.Generator, n: int, images_per_camera: int, camera_presence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(camera, identity index) per image, ordered by camera then identity.
+
+    Each identity appears in each camera with probability `camera_presence`, and in at
+    least one visible and one infrared camera; a present pair holds 1..2m-1 images
+    (mean m).
+    """
+    present = rng.random((n, 6)) < camera_presence
+    for cams in (VISIBLE_CAMS, INFRARED_CAMS):
+        cols = np.asarray(cams) - 1
+        lacking = ~present[:, cols].any(1)
+        pick = cols[rng.integers(0, len(cols), n)]
+        present[np.flatnonzero(lacking), pick[lacking]] = True
+    counts = 1 + rng.binomial(2 * (images_per_camera - 1), 0.5, (n, 6))
+    counts = np.where(present, counts, 0).T  # [cam, identity]
+    cam_of = np.repeat(np.repeat(np.arange(1, 7), n), counts.reshape(-1))
+    ident = np.repeat(np.tile(np.arange(n), 6), counts.reshape(-1))
+    return cam_of, ident
+
+
+# ---- rendering --------------------------------------------------------------------------
+
+
+def _part_map(idp: dict[str, np.ndarray], img: dict[str, np.ndarray], size: tuple[int, int]):
+    """Paint the part-index map of a chunk; returns (parts [n,H,W] uint8, shade [n,H,W]).
+
+    Pixel (y, x) maps to body coordinates (by: 0 = top of head, 1 = soles; bx: signed
+    horizontal distance from the body axis, both in body heights) through the image's
+    scale, offset, shear and mirroring, so every part is a comparison of coordinates.
+    """
+    h, w = size
+    col = lambda a: np.asarray(a, np.float32)[:, None, None]  # noqa: E731  (float32: speed)
+    y = np.arange(h, dtype=np.float32)[None, :, None] + 0.5
+    x = np.arange(w, dtype=np.float32)[None, None, :] + 0.5
+    s = col(img["scale"] * idp["height"] * h)  # body height, pixels
+    top = col((h - img["scale"] * idp["height"] * h) / 2 + img["dy"] * h)
+    cx = col(w / 2 + img["dx"] * w)
+    by = (y - top) / s  # [n, H, 1]
+    bx = col(img["mirror"]) * ((x - cx) - col(img["shear"]) * (y - h / 2)) / s  # [n, H, W]
+    ax = np.abs(bx)
+
+    hr, tl, sh = col(idp["head"]), col(idp["torso"]), col(idp["shoulder"])
+    t0 = 2 * hr  # shoulders
+    hip = t0 + tl
+    v = (by - t0) / tl  # 0 at the shoulders, 1 at the hip
+    half = sh * (1 - col(idp["taper"]) * np.clip(v, 0, 1))  # torso half-width
+    parts = np.zeros(bx.shape, dtype=np.uint8)
+
+    # Legs: two bars whose centres spread with the stride; shorts show skin below.
+    lw = col(idp["leg"])
+    centre = lw * 1.05 + col(img["stride"]) * np.clip(by - hip, 0, None)
+    legs = (by >= hip - 0.01) & (by < 0.955) & (np.abs(ax - centre) < lw)
+    crotch = (by >= hip - 0.01) & (by < hip + 0.05) & (ax < centre + lw)
+    lower_mask = legs | crotch
+    u_leg = (ax - centre) / lw
+    lower_pat = _pattern(col(idp["lower_pattern"]), col(idp["lower_freq"]), 0.0, u_leg,
+                         (by - hip) / (1 - hip))
+    bare = by > hip + col(idp["shorts"])
+    parts[lower_mask] = LOWER
+    parts[lower_mask & lower_pat] = LOWER2
+    parts[legs & bare] = SKIN
+    shoes = (by >= 0.94) & (by < 1.0) & (np.abs(ax - centre) < lw * 1.25)
+    parts[shoes] = SHOES
+
+    # Torso (+ coat below the hip) with its pattern; arms beside it.
+    torso = (by >= t0) & (by < hip + col(idp["coat"])) & (ax < half)
+    upper_pat = _pattern(col(idp["upper_pattern"]), col(idp["upper_freq"]),
+                         col(idp["upper_phase"]), bx / sh, v)
+    parts[torso] = UPPER
+    parts[torso & upper_pat] = UPPER2
+    aw = col(idp["arm"])
+    arms = (by >= t0 + 0.01) & (by < t0 + 1.08 * tl) & (ax >= half) & (ax < half + 2 * aw)
+    parts[arms] = UPPER
+    parts[arms & (by > t0 + col(idp["sleeve"]))] = SKIN
+
+    # Bag at one side of the hip, over the arm.
+    side = col(idp["bag"])
+    bag_x = side * bx - (sh + 2 * aw)
+    bag = (side != 0) & (bag_x >= 0) & (bag_x < col(idp["bag_w"])) & (by >= hip - 0.07) & (
+        by < hip - 0.07 + col(idp["bag_h"]))
+    parts[bag] = BAG
+
+    # Head: face, hair on top, optional hat.
+    head = (bx / (0.82 * hr)) ** 2 + ((by - hr) / hr) ** 2 <= 1
+    neck = (by >= 1.8 * hr) & (by < t0 + 0.01) & (ax < 0.35 * hr)
+    parts[head | neck] = SKIN
+    parts[head & (by < 0.7 * hr)] = HAIR
+    hat = (col(idp["hat"]) > 0) & (by >= -0.02) & (by < 0.75 * hr) & (ax < 1.05 * hr)
+    parts[hat] = HAT
+
+    # Cylinder-like shading across the body.
+    shade = 1 - 0.3 * np.clip(ax / (sh + 2 * aw), 0, 1) ** 2
+    return parts, shade.astype(np.float32)
+
+
+def _pattern(kind: np.ndarray, freq: np.ndarray, phase, u: np.ndarray, v: np.ndarray):
+    """Boolean pattern over (u, v) in garment coordinates.
+
+    kind: 0 plain, 1 horizontal stripes, 2 vertical stripes, 3 checks, 4 diagonal stripes.
+    """
+    a = np.sin(2 * np.pi * freq * v + phase)
+    b = np.sin(np.pi * freq * 0.5 * u + phase)
+    d = np.sin(2 * np.pi * freq * (v + 0.35 * u) + phase)
+    return (((kind == 1) & (a > 0)) | ((kind == 2) & (b > 0)) | ((kind == 3) & (a * b > 0))
+            | ((kind == 4) & (d > 0)))
+
+
+def _render(
+    idp: dict[str, np.ndarray], img: dict[str, np.ndarray], cam: dict[str, Any],
+    size: tuple[int, int], noise: float, rng: np.random.Generator,
+) -> np.ndarray:
+    """Render a chunk of images of one camera; returns uint8 [n, H, W, 3]."""
+    n = len(img["scale"])
+    parts, shade = _part_map(idp, img, size)
+    rows = np.arange(n)[:, None, None]
+    person = parts != BG
+    light = 1 + cam["light"] * np.linspace(-1, 1, size[1], dtype=np.float32)[None, None, :]
+    gain = (cam["gain"] * img["brightness"])[:, None, None].astype(np.float32)
+    if cam["infrared"]:
+        names = ("t_skin", "t_hair", "t_upper", "t_upper2", "t_lower", "t_lower2", "t_shoes",
+                 "t_bag", "t_hat")
+        table = np.stack([np.zeros(n)] + [idp[k] for k in names], 1).astype(np.float32)
+        heat = table[rows, parts] * (0.85 + 0.15 * shade)
+        out = np.where(person, heat * gain, cam["background"][None] * gain * light)
+        # Thermal optics are soft: a 3x3 box blur, then sensor noise.
+        pad = np.pad(out, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        out = sum(pad[:, i:i + size[0], j:j + size[1]] for i in range(3) for j in range(3)) / 9
+        out = out + rng.normal(0, noise, out.shape).astype(np.float32)
+        out = np.repeat(out[..., None], 3, axis=-1)
+    else:
+        names = ("c_skin", "c_hair", "c_upper", "c_upper2", "c_lower", "c_lower2", "c_shoes",
+                 "c_bag", "c_hat")
+        table = np.stack([np.zeros((n, 3))] + [idp[k] for k in names], 1).astype(np.float32)
+        colour = table[rows, parts] * shade[..., None]
+        out = np.where(person[..., None], colour, cam["background"][None])
+        out = out * (gain * light)[..., None] * cam["cast"].astype(np.float32)
+        out = out + rng.normal(0, noise, out.shape).astype(np.float32)
+    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+
+
+# ---- writing ----------------------------------------------------------------------------
+
+
+def _split_ids(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Train / val / test pids (1-based), about 60 / 20 / 20 % like SYSU-MM01's 296/99/96."""
+    perm = rng.permutation(n) + 1
+    n_val = n_test = max(1, round(0.2 * n))
+    return {
+        "test": np.sort(perm[:n_test]),
+        "val": np.sort(perm[n_test:n_test + n_val]),
+        "train": np.sort(perm[n_test + n_val:]),
+    }
+
+
+def _install(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished `tmp` tree to `out` with renames, so `out` is never half-written."""
+    try:
+        os.rename(tmp, out)  # also replaces an empty directory on POSIX
+        return
+    except OSError:
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _TargetExists(
+                f"{out} already exists and is not empty; choose another directory or pass "
+                "overwrite=True (--overwrite) to replace it"
+            ) from None
+    trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(out, trash)
+    os.rename(tmp, out)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def synthesize(
+    out: str | os.PathLike,
+    *,
+    identities: int = 300,
+    seed: int = 0,
+    images_per_camera: int = 6,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    progress: bool = True,
+    jitter: float = 0.05,
+    scale_jitter: float = 0.06,
+    noise: float = 0.04,
+    illumination: float = 0.12,
+    camera_presence: float = 0.8,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic VI-ReID data set in the SYSU-MM01 layout to `out`; returns `out`.
+
+    identities: pids 1..N, split ~60/20/20 into exp/train_id.txt, val_id.txt, test_id.txt.
+    images_per_camera: mean images per (identity, camera) present (1..2m-1 each).
+    image_size: (H, W) of the JPEG files.
+    Difficulty knobs: `jitter` (std of the position offset, fraction of the image),
+    `scale_jitter` (std of log scale), `noise` (pixel noise std, 0..1 range),
+    `illumination` (std of log per-image brightness), `camera_presence` (probability an
+    identity appears in a camera). The output is byte-identical for equal arguments.
+
+    The set is written to a temporary sibling directory and renamed into place, so an
+    interrupted run leaves nothing half-written.
+    """
+    from PIL import Image
+
+    out = Path(out).expanduser()
+    if identities < 3:
+        raise FMCNetError(f"identities must be at least 3 (one per split), got {identities}")
+    if images_per_camera < 1:
+        raise FMCNetError(f"images_per_camera must be at least 1, got {images_per_camera}")
+    h, w = (int(v) for v in image_size)
+    if h < 16 or w < 8:
+        raise FMCNetError(f"image_size must be at least (16, 8), got {image_size}")
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise _TargetExists(
+            f"{out} already exists and is not empty; choose another directory or pass "
+            "overwrite=True (--overwrite) to replace it"
+        )
+
+    params = {
+        "identities": int(identities), "seed": int(seed),
+        "images_per_camera": int(images_per_camera), "image_size": [h, w],
+        "jitter": jitter, "scale_jitter": scale_jitter, "noise": noise,
+        "illumination": illumination, "camera_presence": camera_presence,
+        "version": GENERATOR_VERSION,
+    }
+    root = np.random.SeedSequence([int(seed), GENERATOR_VERSION])
+    s_id, s_cam, s_list, s_img, s_split = root.spawn(5)
+    idp = _identities(np.random.default_rng(s_id), identities)
+    cams = _cameras(np.random.default_rng(s_cam), (h, w))
+    cam_of, ident = _image_list(np.random.default_rng(s_list), identities, images_per_camera,
+                                camera_presence)
+    n_img = len(cam_of)
+    rng = np.random.default_rng(s_img)
+    mirror_cam = np.array([cams[c]["mirror"] for c in range(1, 7)])[cam_of - 1]
+    shear_cam = np.array([cams[c]["shear"] for c in range(1, 7)])[cam_of - 1]
+    per_image = {
+        "dx": rng.normal(0, jitter, n_img),
+        "dy": rng.normal(0, jitter / 2, n_img),
+        "scale": np.exp(rng.normal(0, scale_jitter, n_img)),
+        "stride": rng.uniform(0, 0.16, n_img),
+        "shear": shear_cam + rng.normal(0, 0.04, n_img),
+        # Mostly the camera's viewpoint; sometimes the person walks the other way.
+        "mirror": np.where(mirror_cam ^ (rng.random(n_img) < 0.2), -1.0, 1.0),
+        "brightness": np.exp(rng.normal(0, illumination, n_img)),
+    }
+    # Keep the whole body inside the frame vertically.
+    per_image["scale"] = np.minimum(per_image["scale"], 0.97 / idp["height"][ident])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        chunks = [(c, s) for c in range(1, 7) for s in
+                  range(int(np.searchsorted(cam_of, c)), int(np.searchsorted(cam_of, c, "right")),
+                        _CHUNK)]
+        bar = _progress(len(chunks), progress)
+        counter: dict[tuple[int, int], int] = {}
+        for k, (c, start) in enumerate(chunks):
+            stop = min(start + _CHUNK, int(np.searchsorted(cam_of, c, "right")))
+            sel = slice(start, stop)
+            ids = ident[sel]
+            chunk_idp = {key: val[ids] for key, val in idp.items()}
+            chunk_img = {key: val[sel] for key, val in per_image.items()}
+            # One noise stream per chunk, keyed by its index: fixed chunking keeps it stable.
+            noise_rng = np.random.default_rng([int(seed), GENERATOR_VERSION, 7, k])
+            pixels = _render(chunk_idp, chunk_img, cams[c], (h, w), noise, noise_rng)
+            for pid0, arr in zip(ids.tolist(), pixels):
+                pid = pid0 + 1
+                num = counter.get((c, pid), 0) + 1
+                counter[(c, pid)] = num
+                folder = tmp / f"cam{c}" / f"{pid:04d}"
+                if num == 1:
+                    folder.mkdir(parents=True)
+                Image.fromarray(arr).save(folder / f"{num:04d}.jpg", quality=92)
+            bar.update(1)
+        bar.close()
+        for c in range(1, 7):
+            (tmp / f"cam{c}").mkdir(exist_ok=True)
+        (tmp / "exp").mkdir()
+        for split, pids in _split_ids(np.random.default_rng(s_split), identities).items():
+            (tmp / "exp" / f"{split}_id.txt").write_text(",".join(str(p) for p in pids) + "\n")
+        info = dict(params, images=int(n_img),
+                    visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
+                    infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
+        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+        _install(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="synthesizing", unit="chunk", leave=False)
+
+
+# ---- the cached copy --------------------------------------------------------------------
+
+
+def synthetic_key(identities: int, seed: int, images_per_camera: int) -> str:
+    """Hash of everything that determines the cached set's bytes."""
+    blob = json.dumps(
+        {"identities": int(identities), "seed": int(seed),
+         "images_per_camera": int(images_per_camera), "version": GENERATOR_VERSION,
+         "image_size": list(DEFAULT_IMAGE_SIZE)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock so concurrent processes generate the set once (POSIX only;
+    elsewhere the atomic rename alone keeps the cache consistent)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_synthetic(cfg: Any) -> Path:
+    """The cached synthetic set for `cfg`, generated on first use.
+
+    Lives at ``cache_dir() / f"synthetic-{key}"`` where the key hashes
+    cfg.synthetic_identities, cfg.synthetic_seed, cfg.synthetic_images_per_camera and
+    the generator version, so changing any of them gives a fresh set.
+    """
+    identities = int(getattr(cfg, "synthetic_identities", 300))
+    seed = int(getattr(cfg, "synthetic_seed", 0))
+    per_cam = int(getattr(cfg, "synthetic_images_per_camera", 6))
+    path = cache_dir() / f"synthetic-{synthetic_key(identities, seed, per_cam)}"
+    if (path / MARKER).is_file():
+        return path
+    with _file_lock(path.with_name(path.name + ".lock")):
+        if (path / MARKER).is_file():  # another process finished while we waited
+            return path
+        try:
+            # A directory without the marker is a leftover (not ours to keep): replace it.
+            synthesize(path, identities=identities, seed=seed, images_per_camera=per_cam,
+                       progress=bool(getattr(cfg, "progress", True)), overwrite=path.exists())
+        except _TargetExists:
+            if not (path / MARKER).is_file():
+                raise
+    return path

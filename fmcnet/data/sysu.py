@@ -1,0 +1,270 @@
+"""SYSU-MM01 in its owners' layout (PROTOCOLS.md, docs/datasets.md).
+
+```
+root/cam1..cam6/<pid %04d>/<%04d>.jpg        visible: cam1, cam2, cam4, cam5; infrared: cam3, cam6
+root/exp/{train,val,test}_id.txt             one line of comma-separated ids
+root/exp/rand_perm_cam.mat                   (optional) the owners' gallery permutations
+```
+
+Training uses train ∪ val ids (or train only with ``validate=True``); queries are every
+test-id image of cam3 and cam6; the four gallery settings draw 1 (single-shot) or 10
+(multi-shot) images per (identity, camera) from cams 1, 2, 4, 5 (all-search) or 1, 2
+(indoor-search), with the owners' permutations when the ``.mat`` file is present and
+seeded draws otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fmcnet.data.base import DatasetError, EvalSplit, ImageSet, TrainSet, VIDataset, reindex
+
+VISIBLE_CAMS = (1, 2, 4, 5)
+INFRARED_CAMS = (3, 6)
+INDOOR_CAMS = (1, 2)
+SHOTS = {"single": 1, "multi": 10}
+SPLITS = ("all/single", "all/multi", "indoor/single", "indoor/multi")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+_LAYOUT = "expected cam1..cam6/ and exp/ (see docs/datasets.md)"
+
+
+# ---- helpers shared with the LLCM loader -------------------------------------------------
+
+
+def check_root(root: str | os.PathLike, title: str, expected: str) -> Path:
+    """Resolve `root` or raise a DatasetError saying what the layout should be."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise DatasetError(f"{title} root {path} {what}; {expected}")
+    return path.resolve()
+
+
+def read_id_file(path: Path, title: str) -> np.ndarray:
+    """Read a file holding comma-separated integer ids (whitespace and newlines tolerated)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{title} root {path.parent.parent} has no {path.parent.name}/{path.name}; expected one "
+            "line of comma-separated integer ids (see docs/datasets.md)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    tokens = [t for t in re.split(r"[,\s]+", text) if t]
+    ids = []
+    for token in tokens:
+        try:
+            ids.append(int(token))
+        except ValueError:
+            raise DatasetError(
+                f"{path} holds {token!r}, which is not an integer id; expected one line of "
+                "comma-separated integer ids such as 1,2,5"
+            ) from None
+    if not ids:
+        raise DatasetError(f"{path} lists no ids; expected one line of comma-separated integer ids")
+    return np.unique(np.asarray(ids, dtype=np.int64))
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image file names of one identity folder, sorted by name ([] when it does not exist)."""
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    with entries:
+        names = [
+            e.name for e in entries
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(names)
+
+
+def within_group_rank(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation position (0, 1, ...) of each item inside its group.
+
+    One uniform key per item, drawn in the order given; items of a group are ranked by
+    key. Taking ``rank < shots`` therefore draws `shots` images per group without
+    replacement, and the single-shot image is always the first multi-shot one.
+    """
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = rng.random(n)
+    order = np.lexsort((key, groups))
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(starts, counts)
+    return rank
+
+
+def group_ids(pids: np.ndarray, cams: np.ndarray) -> np.ndarray:
+    """One integer per (identity, camera) pair."""
+    return np.unique(np.stack([pids, cams], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
+# ---- SYSU-MM01 --------------------------------------------------------------------------
+
+
+def _scan(root: Path, pids: np.ndarray) -> dict[tuple[int, int], list[str]]:
+    """{(cam, pid): sorted image names} for the listed ids (pairs without images left out)."""
+    missing = [f"cam{c}" for c in range(1, 7) if not (root / f"cam{c}").is_dir()]
+    if missing:
+        raise DatasetError(
+            f"SYSU-MM01 root {root} has no {', '.join(m + '/' for m in missing)}; {_LAYOUT}"
+        )
+    found = {}
+    for cam in range(1, 7):
+        for pid in pids.tolist():
+            names = list_images(root / f"cam{cam}" / f"{pid:04d}")
+            if names:
+                found[(cam, pid)] = names
+    return found
+
+
+def _image_set(
+    root: Path, found: dict, pids: np.ndarray, cams: tuple[int, ...], modality: str
+) -> ImageSet:
+    """All images of `pids` in `cams`, ordered by (cam, pid, image name)."""
+    paths, p_out, c_out = [], [], []
+    for cam in sorted(cams):
+        for pid in pids.tolist():
+            names = found.get((cam, pid), ())
+            folder = root / f"cam{cam}" / f"{pid:04d}"
+            paths.extend(str(folder / n) for n in names)
+            p_out.extend([pid] * len(names))
+            c_out.extend([cam] * len(names))
+    return ImageSet(paths, np.asarray(p_out, np.int64), np.asarray(c_out, np.int64), modality)
+
+
+def _train_set(root: Path, found: dict, pids: np.ndarray) -> TrainSet:
+    visible = _image_set(root, found, pids, VISIBLE_CAMS, "visible")
+    infrared = _image_set(root, found, pids, INFRARED_CAMS, "infrared")
+    visible.labels, infrared.labels, num_classes = reindex(visible.pids, infrared.pids)
+    return TrainSet(visible, infrared, num_classes)
+
+
+def _owners_ranks(
+    mat_path: Path, pool: ImageSet, found: dict, trials: int
+) -> list[np.ndarray]:
+    """Permutation position of each pool image per trial, from the owners' rand_perm_cam.mat.
+
+    `rand_perm_cam[cam-1][0]` is a cell with one entry per pid (index pid-1); entry
+    `[trial]` lists 1-based numbers into the sorted images of that (pid, cam) folder.
+    Images the permutation does not list get an infinite rank (never drawn); an empty
+    cell contributes no gallery image, as in the owners' MATLAB evaluation.
+    """
+    import scipy.io
+
+    try:
+        perm = scipy.io.loadmat(str(mat_path))["rand_perm_cam"]
+    except Exception as exc:  # scipy raises many types for a broken file
+        raise DatasetError(
+            f"{mat_path} is not a readable MATLAB file with a 'rand_perm_cam' cell array ({exc}); "
+            "replace it with the owners' copy or delete it to use seeded sampling"
+        ) from None
+    ranks = [np.full(len(pool), np.iinfo(np.int64).max, dtype=np.int64) for _ in range(trials)]
+    # `rand_perm_cam[cam-1][0]` with loadmat's default (6, 1) nesting; flattening also
+    # accepts a (1, 6) cell and either orientation of the per-pid cell.
+    per_cam = np.asarray(perm, dtype=object).reshape(-1)
+    pairs = np.stack([pool.cams, pool.pids], axis=1)
+    # The pool is sorted by (cam, pid, image): each pair's rows are contiguous.
+    _, starts = np.unique(pairs, axis=0, return_index=True)
+    for start in starts.tolist():
+        cam, pid = int(pool.cams[start]), int(pool.pids[start])
+        n = len(found[(cam, pid)])
+        idx = np.arange(start, start + n)
+        try:
+            cells = np.asarray(per_cam[cam - 1], dtype=object).reshape(-1)
+            rows = np.atleast_2d(np.asarray(cells[pid - 1]))
+        except (IndexError, TypeError, ValueError):
+            raise DatasetError(
+                f"{mat_path} has no permutation entry for cam{cam}/{pid:04d}; expected "
+                "rand_perm_cam{cam}{pid} (the owners' file covers every id), or delete it to use "
+                "seeded sampling"
+            ) from None
+        if rows.size == 0:
+            continue  # an empty cell: the owners' MATLAB evaluation skips this pair too
+        if rows.shape[0] < trials:
+            raise DatasetError(
+                f"{mat_path} has {rows.shape[0]} permutations for cam{cam}/{pid:04d} ({n} images), "
+                f"{trials} trials were asked for; use the owners' file or delete it to use "
+                "seeded sampling"
+            )
+        for t in range(trials):
+            numbers = rows[t].astype(np.int64)
+            bad = numbers[(numbers < 1) | (numbers > n)]
+            if bad.size:
+                raise DatasetError(
+                    f"{mat_path} refers to image {int(bad[0])} of cam{cam}/{pid:04d}, which "
+                    f"holds {n} images; is this copy of SYSU-MM01 incomplete?"
+                )
+            ranks[t][idx[numbers - 1]] = np.arange(len(numbers))
+    return ranks
+
+
+def load_sysu(
+    root: str | os.PathLike, *, trials: int = 10, validate: bool = False
+) -> VIDataset:
+    """Read SYSU-MM01 (or the synthetic set, which shares its layout).
+
+    Gallery trial t (0-based) uses row t of the owners' ``exp/rand_perm_cam.mat`` when
+    present (``sampler="owners"``); otherwise ``np.random.default_rng(t)`` draws one
+    uniform key per all-search pool image (ordered by cam, pid, image) and the images
+    with the smallest keys of each (identity, camera) are taken (``sampler="seeded"``).
+    Either way single-shot takes the first image of the permutation and multi-shot the
+    first 10, and indoor-search uses the same draws restricted to cams 1 and 2.
+    """
+    root = check_root(root, "SYSU-MM01", _LAYOUT)
+    exp = root / "exp"
+    id_files = {s: exp / f"{s}_id.txt" for s in ("train", "val", "test")}
+    ids = {s: read_id_file(p, "SYSU-MM01") for s, p in id_files.items()}
+    listed = np.unique(np.concatenate(list(ids.values())))
+    found = _scan(root, listed)
+    if not found:
+        raise DatasetError(
+            f"SYSU-MM01 root {root} holds no images: found none under cam1..cam6/<pid %04d>/ for "
+            f"the {len(listed)} ids listed in exp/*_id.txt; {_LAYOUT}"
+        )
+    present = {pid for (_, pid) in found}
+    for split, pids in ids.items():
+        absent = [p for p in pids.tolist() if p not in present]
+        if absent:
+            shown = ", ".join(f"{p:04d}" for p in absent[:10]) + (" ..." if len(absent) > 10 else "")
+            raise DatasetError(
+                f"{id_files[split]} lists id(s) {shown} with no image folder in any camera "
+                f"(expected {root}/camN/<pid %04d>/ in at least one of cam1..cam6); "
+                "is this copy of SYSU-MM01 incomplete?"
+            )
+
+    train_ids = ids["train"] if validate else np.union1d(ids["train"], ids["val"])
+    train = _train_set(root, found, train_ids)
+    val = _train_set(root, found, ids["val"]) if validate else None
+
+    query = _image_set(root, found, ids["test"], INFRARED_CAMS, "infrared")
+    pool_all = _image_set(root, found, ids["test"], VISIBLE_CAMS, "visible")
+    indoor_rows = np.flatnonzero(np.isin(pool_all.cams, INDOOR_CAMS))
+    pool_indoor = pool_all.subset(indoor_rows)
+
+    mat_path = exp / "rand_perm_cam.mat"
+    if mat_path.is_file():
+        sampler = "owners"
+        ranks = _owners_ranks(mat_path, pool_all, found, trials)
+    else:
+        sampler = "seeded"
+        groups = group_ids(pool_all.pids, pool_all.cams)
+        ranks = [within_group_rank(groups, np.random.default_rng(t)) for t in range(trials)]
+
+    splits = {}
+    for mode, pool, rows in (("all", pool_all, None), ("indoor", pool_indoor, indoor_rows)):
+        for shot, k in SHOTS.items():
+            picks = [np.flatnonzero((r if rows is None else r[rows]) < k) for r in ranks]
+            name = f"{mode}/{shot}"
+            splits[name] = EvalSplit(name, "sysu", query, pool, picks)
+    return VIDataset("sysu", root, train, splits, sampler=sampler, val=val)

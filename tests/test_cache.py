@@ -1,0 +1,107 @@
+"""The pre-processing cache: LANCZOS resize, memory-map, rebuild on change or corruption."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from fixtures import fixture_pixel, make_sysu_tree, write_image
+from PIL import Image
+
+from fmcnet.data import cache as cache_mod
+from fmcnet.data.base import DatasetError
+from fmcnet.data.cache import load_images
+from fmcnet.data.sysu import load_sysu
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    return make_sysu_tree(tmp_path / "sysu", train_ids=(1,), val_ids=(2,), test_ids=(3,),
+                          images_per_cam=2)
+
+
+def _paths(tree, cam=1):
+    return sorted(str(p) for p in (tree / f"cam{cam}").rglob("*.jpg"))
+
+
+def _npy_files(folder):
+    return sorted(p for p in folder.iterdir() if p.suffix == ".npy")
+
+
+def test_shape_values_and_lanczos(tree, tmp_path):
+    paths = _paths(tree, 1) + _paths(tree, 3)
+    arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert isinstance(arr, np.memmap) and arr.dtype == np.uint8 and arr.shape == (12, 16, 8, 3)
+    assert not arr.flags.writeable
+    pid, k = int(os.path.basename(os.path.dirname(paths[0]))), 1
+    assert abs(int(arr[0, ..., 0].mean()) - fixture_pixel(pid, 1, k)) <= 2
+    ir = arr[6:]  # cam3 is infrared: three equal channels
+    assert np.array_equal(ir[..., 0], ir[..., 1]) and np.array_equal(ir[..., 0], ir[..., 2])
+
+    # a real resize goes through LANCZOS, exactly as Pillow does it
+    big = tmp_path / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)).save(big)
+    got = load_images([big], (16, 8), cache_root=tmp_path / "c", progress=False)[0]
+    want = np.asarray(Image.open(big).convert("RGB").resize((8, 16), Image.LANCZOS))
+    assert np.array_equal(got, want)
+
+
+def test_image_set_input_and_reuse(tree, tmp_path, monkeypatch):
+    ds = load_sysu(tree, trials=1)
+    first = load_images(ds.train.infrared, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert first.shape == (len(ds.train.infrared), 16, 8, 3)
+    assert len(_npy_files(tmp_path / "c")) == 1
+
+    def boom(*args):
+        raise AssertionError("decoded again although the cache is valid")
+
+    monkeypatch.setattr(cache_mod, "_decode", boom)
+    again = load_images(ds.train.infrared.paths, (16, 8), cache_root=tmp_path / "c",
+                        progress=False)
+    assert np.array_equal(first, again)
+    assert load_images([], (16, 8), cache_root=tmp_path / "c").shape == (0, 16, 8, 3)
+
+
+def test_rebuilt_when_an_image_changes(tree, tmp_path):
+    paths = _paths(tree)
+    old = np.array(load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False))
+    write_image(tree / "cam1" / "0001" / "0001.jpg", 250, (16, 8), infrared=False)
+    st = os.stat(paths[0])
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse-clock file systems
+    new = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert len(_npy_files(tmp_path / "c")) == 2
+    assert new[0, ..., 0].mean() > 240 and old[0, ..., 0].mean() < 200
+    assert np.array_equal(new[1:], old[1:])
+
+
+def test_truncated_cache_is_rebuilt_with_a_warning(tree, tmp_path):
+    paths = _paths(tree)
+    good = np.array(load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False))
+    (npy,) = _npy_files(tmp_path / "c")
+    npy.write_bytes(npy.read_bytes()[:-100])
+    with pytest.warns(RuntimeWarning, match=r"image cache .* is unusable .*rebuilding"):
+        arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert np.array_equal(arr, good)
+    # a cache whose shape does not match its manifest is not used either
+    np.save(npy, np.zeros((len(paths), 8, 8, 3), np.uint8))
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert np.array_equal(arr, good)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+
+
+def test_corrupt_image_names_the_file(tree, tmp_path):
+    paths = _paths(tree)
+    bad = tree / "cam1" / "0002" / "0002.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(DatasetError, match=rf"{bad} is not a readable image"):
+        load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert list((tmp_path / "c").iterdir()) == []  # no half-written cache or temp file
+    bad.unlink()
+    with pytest.raises(DatasetError, match=rf"image {bad} does not exist"):
+        load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)

@@ -1,0 +1,286 @@
+"""SYSU-MM01, RegDB and LLCM loaders on tiny fixture trees in the owners' layouts."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures import make_llcm_tree, make_regdb_tree, make_sysu_tree, write_rand_perm_cam
+
+from fmcnet.config import make_config
+from fmcnet.data import dataset_for_config, load_dataset, load_llcm, load_regdb, load_sysu
+from fmcnet.data.base import DatasetError
+
+TRAIN, VAL, TEST = (1, 2, 3), (4,), (5, 6, 7)
+# (pid, cam) -> images; others get 3. (5, 1) exceeds the 10-image multi-shot cap.
+COUNTS = {(5, 1): 12, (5, 2): 1, (6, 3): 5, (1, 6): 2}
+MISSING = [(6, 4), (7, 3), (2, 5)]
+
+
+def _n(pid: int, cam: int) -> int:
+    return 0 if (pid, cam) in MISSING else COUNTS.get((pid, cam), 3)
+
+
+@pytest.fixture(scope="module")
+def sysu_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sysu")
+    return make_sysu_tree(root, train_ids=TRAIN, val_ids=VAL, test_ids=TEST,
+                          images_per_cam=COUNTS, missing=MISSING)
+
+
+@pytest.fixture(scope="module")
+def sysu_owners_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sysu_owners")
+    return make_sysu_tree(root, train_ids=TRAIN, val_ids=VAL, test_ids=TEST,
+                          images_per_cam=COUNTS, missing=MISSING)
+
+
+def _key(path: str) -> tuple[int, int, str]:
+    p = Path(path)
+    return int(p.parent.parent.name[3:]), int(p.parent.name), p.name
+
+
+# ---- SYSU-MM01 ---------------------------------------------------------------------------
+
+
+def test_sysu_counts_every_split(sysu_root):
+    ds = load_sysu(sysu_root, trials=3)
+    assert ds.name == "sysu" and ds.sampler == "seeded" and ds.val is None
+    train_ids = TRAIN + VAL
+    assert len(ds.train.visible) == sum(_n(p, c) for p in train_ids for c in (1, 2, 4, 5))
+    assert len(ds.train.infrared) == sum(_n(p, c) for p in train_ids for c in (3, 6))
+    assert ds.train.num_classes == 4
+    # joint re-indexing: pid 1..4 -> 0..3 in both modalities
+    assert np.array_equal(ds.train.visible.labels, ds.train.visible.pids - 1)
+    assert np.array_equal(ds.train.infrared.labels, ds.train.infrared.pids - 1)
+    assert set(ds.train.infrared.cams.tolist()) == {3, 6}
+
+    n_query = sum(_n(p, c) for p in TEST for c in (3, 6))
+    assert set(ds.splits) == {"all/single", "all/multi", "indoor/single", "indoor/multi"}
+    for name, split in ds.splits.items():
+        mode, shot = name.split("/")
+        cams = (1, 2, 4, 5) if mode == "all" else (1, 2)
+        k = 1 if shot == "single" else 10
+        assert split.protocol == "sysu"
+        assert len(split.query) == n_query and split.query.modality == "infrared"
+        assert split.gallery.modality == "visible"
+        assert len(split.gallery) == sum(_n(p, c) for p in TEST for c in cams)
+        assert len(split.trials) == 3
+        expected = sum(min(_n(p, c), k) for p in TEST for c in cams)
+        for rows in split.trials:
+            assert len(rows) == expected
+            pairs = list(zip(split.gallery.pids[rows].tolist(), split.gallery.cams[rows].tolist()))
+            assert all(pairs.count(pc) == min(_n(*pc), k) for pc in set(pairs))
+            keys = [_key(split.gallery.paths[i]) for i in rows]
+            assert keys == sorted(keys)  # (cam, pid, image) order
+
+
+def test_sysu_seeded_galleries_reproducible_and_vary(sysu_root):
+    a, b = load_sysu(sysu_root, trials=4), load_sysu(sysu_root, trials=4)
+    for name in a.splits:
+        for ta, tb in zip(a.splits[name].trials, b.splits[name].trials):
+            assert np.array_equal(ta, tb)
+    single = a.splits["all/single"]
+    draws = {tuple(single.gallery.paths[i] for i in t) for t in single.trials}
+    assert len(draws) > 1
+    # single-shot is the first multi-shot draw; indoor is all-search restricted to cams 1, 2
+    multi, indoor = a.splits["all/multi"], a.splits["indoor/single"]
+    for t in range(4):
+        s = {single.gallery.paths[i] for i in single.trials[t]}
+        assert s <= {multi.gallery.paths[i] for i in multi.trials[t]}
+        ind = {indoor.gallery.paths[i] for i in indoor.trials[t]}
+        assert ind == {p for p in s if _key(p)[0] in (1, 2)}
+
+
+@pytest.mark.parametrize("orientation", ["row", "column"])
+def test_sysu_owners_permutation_honoured(sysu_owners_root, orientation):
+    perms = write_rand_perm_cam(sysu_owners_root, trials=3, seed=int(orientation == "row"),
+                                orientation=orientation)
+    ds = load_sysu(sysu_owners_root, trials=3)
+    assert ds.sampler == "owners"
+    for name, split in ds.splits.items():
+        mode, shot = name.split("/")
+        cams = (1, 2, 4, 5) if mode == "all" else (1, 2)
+        k = 1 if shot == "single" else 10
+        for t, rows in enumerate(split.trials):
+            expected = []
+            for cam in cams:
+                for pid in TEST:
+                    if (cam, pid) not in perms:
+                        continue
+                    folder = sysu_owners_root / f"cam{cam}" / f"{pid:04d}"
+                    names = sorted(f.name for f in folder.iterdir())
+                    expected += [str(folder / names[j - 1]) for j in sorted(perms[cam, pid][t][:k])]
+            assert [split.gallery.paths[i] for i in rows] == expected
+
+
+def test_sysu_owners_file_must_fit_the_tree(tmp_path):
+    root = make_sysu_tree(tmp_path, train_ids=(1,), val_ids=(2,), test_ids=(3,), images_per_cam=2)
+    write_rand_perm_cam(root, trials=2)
+    load_sysu(root, trials=2)
+    with pytest.raises(DatasetError, match=r"rand_perm_cam.mat has 2 permutations .*3 trials"):
+        load_sysu(root, trials=3)
+    (root / "cam1" / "0003" / "0002.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"refers to image 2 of cam1/0003, which holds 1 images"):
+        load_sysu(root, trials=2)
+
+
+def test_sysu_validate_holds_out_val_ids(sysu_root):
+    ds = load_sysu(sysu_root, trials=1, validate=True)
+    assert set(ds.train.visible.pids.tolist()) == set(TRAIN)
+    assert ds.train.num_classes == len(TRAIN)
+    assert ds.val is not None and set(ds.val.visible.pids.tolist()) == set(VAL)
+    assert ds.val.num_classes == 1 and set(ds.val.infrared.labels.tolist()) == {0}
+
+
+def test_sysu_id_file_tolerates_whitespace(tmp_path):
+    root = make_sysu_tree(tmp_path, train_ids=(1, 2), val_ids=(3,), test_ids=(4,), images_per_cam=1)
+    (root / "exp" / "train_id.txt").write_text(" 1,\n 2 \n")
+    assert load_sysu(root, trials=1).train.num_classes == 3
+
+
+def test_sysu_errors(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(DatasetError) as err:
+        load_dataset("sysu", missing)
+    assert str(err.value) == (
+        f"SYSU-MM01 root {missing} does not exist; expected cam1..cam6/ and exp/ "
+        "(see docs/datasets.md)"
+    )
+    with pytest.raises(DatasetError, match="SYSU-MM01 root .* does not exist"):
+        load_sysu(missing)
+
+    root = make_sysu_tree(tmp_path / "a", train_ids=(1,), val_ids=(2,), test_ids=(3, 9),
+                          images_per_cam=1, missing=[9])
+    with pytest.raises(DatasetError, match=r"test_id\.txt lists id\(s\) 0009 with no image folder"):
+        load_sysu(root)
+
+    (root / "exp" / "val_id.txt").write_text("2,x3")
+    with pytest.raises(DatasetError, match=r"val_id\.txt holds 'x3', which is not an integer"):
+        load_sysu(root)
+
+    (root / "exp" / "val_id.txt").unlink()
+    with pytest.raises(DatasetError, match=r"has no exp/val_id\.txt; expected one line of comma"):
+        load_sysu(root)
+
+    empty = make_sysu_tree(tmp_path / "b", train_ids=(1,), val_ids=(2,), test_ids=(3,),
+                           images_per_cam=0)
+    with pytest.raises(DatasetError, match=r"holds no images.*cam1\.\.cam6"):
+        load_sysu(empty)
+
+
+# ---- RegDB -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regdb_root(tmp_path_factory) -> Path:
+    return make_regdb_tree(tmp_path_factory.mktemp("regdb"), num_ids=6, images_per_id=2,
+                           trials=(1, 2))
+
+
+def test_regdb_both_directions(regdb_root):
+    ds = load_regdb(regdb_root, trial=2)
+    assert (ds.name, ds.trial, ds.sampler) == ("regdb", 2, "fixed")
+    assert len(ds.train.visible) == len(ds.train.infrared) == 6 and ds.train.num_classes == 3
+    assert set(ds.train.visible.labels.tolist()) == {0, 1, 2}
+    assert np.array_equal(ds.train.visible.labels, ds.train.infrared.labels)
+    v2i, i2v = ds.splits["visible_to_infrared"], ds.splits["infrared_to_visible"]
+    assert (v2i.protocol, i2v.protocol) == ("regdb", "regdb")
+    assert v2i.query.modality == "visible" and v2i.gallery.modality == "infrared"
+    assert i2v.query.modality == "infrared" and i2v.gallery.modality == "visible"
+    assert v2i.query.paths == i2v.gallery.paths and v2i.gallery.paths == i2v.query.paths
+    assert set(v2i.query.cams.tolist()) == {1} and set(v2i.gallery.cams.tolist()) == {2}
+    assert len(v2i.trials) == 1 and np.array_equal(v2i.trials[0], np.arange(6))
+    assert all(Path(p).exists() and "/Thermal/" in p for p in v2i.gallery.paths)
+    test_ids = set(v2i.query.pids.tolist())
+    assert not test_ids & set(ds.train.visible.pids.tolist())
+    other = load_regdb(regdb_root, trial=1)
+    assert set(other.splits["visible_to_infrared"].query.pids.tolist()) != test_ids
+
+
+def test_regdb_errors(tmp_path):
+    root = make_regdb_tree(tmp_path / "r", num_ids=4, images_per_id=1, trials=(1,))
+    with pytest.raises(DatasetError, match=r"has no idx/train_visible_3\.txt; expected lines"):
+        load_regdb(root, trial=3)
+    listing = root / "idx" / "test_thermal_1.txt"
+    good = listing.read_text()
+    listing.write_text(good + "Thermal/1/t_0001_1.bmp\n")
+    with pytest.raises(DatasetError, match=r"test_thermal_1\.txt:3: expected '<relative path> "
+                                            r"<integer label>', got 'Thermal/1/t_0001_1\.bmp'"):
+        load_regdb(root)
+    listing.write_text(good + "Thermal/1/gone.bmp 1\n")
+    with pytest.raises(DatasetError, match=r"lists .*Thermal/1/gone\.bmp, which does not exist"):
+        load_regdb(root)
+    with pytest.raises(DatasetError, match="RegDB root .* does not exist; expected Visible/"):
+        load_dataset("regdb", tmp_path / "none")
+
+
+# ---- LLCM --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llcm_root(tmp_path_factory) -> Path:
+    counts = {(4, 1): 4, (5, 2): 1, (6, 3): 5}
+    return make_llcm_tree(tmp_path_factory.mktemp("llcm"), train_ids=(1, 2), test_ids=(4, 5, 6),
+                          vis_cams=(1, 2), nir_cams=(1, 3), images_per_cam=counts,
+                          missing=[(5, 1)])
+
+
+def test_llcm_splits(llcm_root):
+    ds = load_llcm(llcm_root, trials=5)
+    assert ds.name == "llcm" and ds.train.num_classes == 2
+    assert set(ds.train.visible.cams.tolist()) == {1, 2}  # from the cam<c> folder names
+    v2i, i2v = ds.splits["visible_to_infrared"], ds.splits["infrared_to_visible"]
+    assert v2i.query.modality == "visible" and v2i.gallery.modality == "infrared"
+    assert v2i.query.paths == i2v.gallery.paths and i2v.query.paths == v2i.gallery.paths
+    assert set(v2i.gallery.cams.tolist()) == {1, 3} and set(v2i.query.cams.tolist()) == {1, 2}
+    # visible: (4,1)=4 (5,2)=1, other pairs 3 (the mapping default); (5,1) missing
+    assert len(v2i.query) == 4 + 1 + 3 * 3
+    for split in (v2i, i2v):
+        pool = set(zip(split.gallery.pids.tolist(), split.gallery.cams.tolist()))
+        assert split.protocol == "llcm" and len(split.trials) == 5
+        for rows in split.trials:
+            pairs = list(zip(split.gallery.pids[rows].tolist(), split.gallery.cams[rows].tolist()))
+            assert sorted(pairs) == sorted(pool)  # exactly 1 per (identity, camera)
+        draws = {tuple(r.tolist()) for r in split.trials}
+        assert len(draws) > 1
+    again = load_llcm(llcm_root, trials=5)
+    assert all(np.array_equal(a, b) for a, b in zip(again.splits["visible_to_infrared"].trials,
+                                                     v2i.trials))
+
+
+def test_llcm_errors(tmp_path):
+    root = make_llcm_tree(tmp_path / "l", train_ids=(1,), test_ids=(2, 3), images_per_cam=1,
+                          missing=[3])
+    with pytest.raises(DatasetError, match=r"test_id\.txt lists id\(s\) 0003 with no image folder"):
+        load_llcm(root)
+    (root / "idx" / "train_nir.txt").unlink()
+    with pytest.raises(DatasetError, match=r"has no idx/train_nir\.txt"):
+        load_llcm(root)
+
+
+# ---- dispatch ----------------------------------------------------------------------------
+
+
+def test_load_dataset_and_config(sysu_root, regdb_root, monkeypatch):
+    with pytest.raises(DatasetError, match="unknown dataset 'market'"):
+        load_dataset("market", sysu_root)
+    assert load_dataset("regdb", regdb_root, trial=2).trial == 2
+
+    cfg = make_config("smoke", dataset="sysu")
+    with pytest.raises(DatasetError, match="dataset=sysu needs data_root="):
+        dataset_for_config(cfg)
+    cfg = make_config("smoke", dataset="sysu", data_root=str(sysu_root), validate=True)
+    ds = dataset_for_config(cfg)
+    assert len(ds.splits["all/single"].trials) == cfg.trials and ds.val is not None
+
+    calls = []
+    fake = types.ModuleType("fmcnet.data.synthetic")
+    fake.ensure_synthetic = lambda c: calls.append(c) or sysu_root
+    monkeypatch.setitem(sys.modules, "fmcnet.data.synthetic", fake)
+    cfg = make_config("smoke", dataset="synthetic")
+    ds = dataset_for_config(cfg)
+    assert calls == [cfg] and ds.name == "sysu" and ds.root == sysu_root.resolve()
