@@ -1,0 +1,197 @@
+"""Evaluation runners: every setting of a `VIDataset` (SYSU-MM01, RegDB, LLCM).
+
+Each image is extracted once per call: features are kept per image path, so SYSU's four
+settings (which share the query set and draw their galleries from one pool) cost one
+pass over the queries and one over the gallery pool. A trial only re-selects gallery
+rows (`EvalSplit.trials[t]`) of a query x pool distance matrix computed once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmcnet.data.base import EvalSplit, ImageSet, VIDataset
+from fmcnet.data.cache import load_images
+from fmcnet.evaluation.extract import extract_features
+from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
+from fmcnet.evaluation.rerank import re_ranking
+from fmcnet.utils import FMCNetError, atomic_write_bytes
+
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+
+
+class _Rows:
+    """A lazy row selection of an image array: slicing reads only the selected rows."""
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray) -> None:
+        self.images, self.rows = images, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        return self.images[self.rows[item]]
+
+
+class _FeatureStore:
+    """Features by (modality, image path); extracts only images not seen before."""
+
+    def __init__(self, extract) -> None:
+        self._extract = extract  # (images, modality) -> [n, C] features
+        self._rows: dict[tuple[str, str], int] = {}
+        self._feats: list[torch.Tensor] = []
+        self._sets: dict[tuple[str, tuple[str, ...]], torch.Tensor] = {}
+
+    def features(self, images: ImageSet, load) -> torch.Tensor:
+        key = (images.modality, tuple(images.paths))
+        if key in self._sets:
+            return self._sets[key]
+        missing = [i for i, p in enumerate(images.paths) if (images.modality, p) not in self._rows]
+        # an ImageSet may list a path twice: extract it once
+        first: dict[str, int] = {}
+        for i in missing:
+            first.setdefault(images.paths[i], i)
+        todo = np.asarray(list(first.values()), dtype=np.int64)
+        if len(todo):
+            pixels = load(images)
+            source = pixels if len(todo) == len(images) else _Rows(pixels, todo)
+            new = self._extract(source, images.modality)
+            base = sum(len(f) for f in self._feats)
+            self._feats.append(new)
+            for j, i in enumerate(todo):
+                self._rows[(images.modality, images.paths[i])] = base + j
+        everything = torch.cat(self._feats) if len(self._feats) > 1 else self._feats[0]
+        self._feats = [everything]
+        index = torch.as_tensor([self._rows[(images.modality, p)] for p in images.paths])
+        out = everything[index]
+        self._sets[key] = out
+        return out
+
+
+def _trial_metrics(d: torch.Tensor, split: EvalSplit, rows: np.ndarray, max_rank: int) -> dict:
+    q, g = split.query, split.gallery
+    m = rank_metrics(
+        d, q.pids, g.pids[rows], q.cams, g.cams[rows], protocol=split.protocol, max_rank=max_rank
+    )
+    cmc = m["cmc"] * 100.0
+    return {
+        "R1": float(cmc[0]), "R5": float(cmc[4]), "R10": float(cmc[9]), "R20": float(cmc[19]),
+        "mAP": m["mAP"] * 100.0, "mINP": m["mINP"] * 100.0,
+    }
+
+
+def _save_trial0(
+    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor, rows: np.ndarray
+) -> None:
+    q, g = split.query, split.gallery
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        q_feats=qf.numpy().astype(np.float16),
+        g_feats=gf[torch.as_tensor(rows)].numpy().astype(np.float16),
+        q_pids=q.pids.astype(np.int64), g_pids=g.pids[rows].astype(np.int64),
+        q_cams=q.cams.astype(np.int64), g_cams=g.cams[rows].astype(np.int64),
+        q_paths=np.asarray(q.paths, dtype=str), g_paths=np.asarray([g.paths[i] for i in rows],
+                                                                   dtype=str),
+        protocol=np.asarray(split.protocol), setting=np.asarray(split.name),
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _summary(per_trial: list[dict]) -> dict[str, Any]:
+    table = np.asarray([[t[k] for k in METRICS] for t in per_trial], dtype=np.float64)
+    out: dict[str, Any] = dict(zip(METRICS, table.mean(0).tolist()))
+    # population std: 0 for a single trial rather than undefined
+    out["std"] = dict(zip(METRICS, table.std(0).tolist()))
+    out["per_trial"] = per_trial
+    return out
+
+
+def evaluate_dataset(
+    model: torch.nn.Module,
+    dataset: VIDataset,
+    cfg,
+    *,
+    device: torch.device | str | None = None,
+    settings: Sequence[str] | None = None,
+    trials: int | None = None,
+    tta: bool | None = None,
+    rerank: bool | None = None,
+    save_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate `model` on every setting (or the named `settings`) of `dataset`.
+
+    Returns ``{"settings": {name: {R1, R5, R10, R20, mAP, mINP (percent, mean over
+    trials), "std": {...}, "per_trial": [...]}}, "trials": n, "tta", "rerank",
+    "sampler"}``. `trials`, `tta`, `rerank` default to the config. `device` defaults to
+    the model's; a given device moves the model there. With `save_dir`, trial 0 of
+    each setting is written to ``save_dir/<setting with '/' -> '_'>.npz`` for the
+    ranking browser.
+    """
+    trials = cfg.trials if trials is None else int(trials)
+    tta = cfg.tta if tta is None else bool(tta)
+    rerank = cfg.rerank if rerank is None else bool(rerank)
+    max_rank = max(int(getattr(cfg, "max_rank", 20)), 20)  # R20 is always reported
+    if trials < 1:
+        raise FMCNetError(f"trials must be at least 1, got {trials}")
+    if device is None:
+        param = next(iter(model.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+    else:
+        device = torch.device(device)
+        model.to(device)
+
+    names = list(dataset.splits) if settings is None else list(settings)
+    unknown = [n for n in names if n not in dataset.splits]
+    if unknown:
+        raise FMCNetError(
+            f"{dataset.name} has no evaluation setting(s) {unknown}; "
+            f"available: {sorted(dataset.splits)}"
+        )
+
+    def extract(images, modality: str) -> torch.Tensor:
+        return extract_features(
+            model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
+            amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
+        )
+
+    def load(images: ImageSet) -> np.ndarray:
+        return load_images(images, (cfg.height, cfg.width), progress=progress)
+
+    store = _FeatureStore(extract)
+    distances: dict[tuple[int, int], torch.Tensor] = {}
+    results: dict[str, Any] = {}
+    used = 0
+    for name in names:
+        split = dataset.splits[name]
+        qf, gf = store.features(split.query, load), store.features(split.gallery, load)
+        n = min(trials, len(split.trials))
+        if n == 0:
+            raise FMCNetError(f"setting {name!r} of {dataset.name} has no gallery trials")
+        used = max(used, n)
+        key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
+        if not rerank and key not in distances:
+            distances[key] = pairwise_distance(qf.to(device), gf.to(device))
+        per_trial = []
+        for t in range(n):
+            rows = np.asarray(split.trials[t], dtype=np.int64)
+            if rerank:  # re-ranking depends on the whole gallery: recomputed per trial
+                d = re_ranking(qf.to(device), gf[torch.as_tensor(rows)].to(device))
+            else:
+                d = distances[key][:, torch.as_tensor(rows, device=device)]
+            per_trial.append(_trial_metrics(d, split, rows, max_rank))
+            if t == 0 and save_dir is not None:
+                path = Path(save_dir) / f"{name.replace('/', '_')}.npz"
+                _save_trial0(path, split, qf, gf, rows)
+        results[name] = _summary(per_trial)
+    return {
+        "settings": results, "trials": used, "tta": tta, "rerank": rerank,
+        "sampler": dataset.sampler,
+    }

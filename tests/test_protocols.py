@@ -1,0 +1,180 @@
+"""Feature extraction and the protocol runner on a tiny hand-built VIDataset."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from fmcnet.config import make_config
+from fmcnet.data.augment import normalize
+from fmcnet.data.base import EvalSplit, ImageSet, TrainSet, VIDataset
+from fmcnet.data.cache import load_images
+from fmcnet.evaluation import (
+    evaluate_dataset,
+    extract_features,
+    pairwise_distance,
+    protocols,
+    rank_metrics,
+)
+from fmcnet.utils import FMCNetError
+
+H, W = 8, 4
+
+
+class CountingModel(torch.nn.Module):
+    """Deterministic features (channel means and a left-right contrast); counts images."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen = {"visible": 0, "infrared": 0}
+
+    def extract(self, x, modality):
+        self.seen[modality] += len(x)
+        means = x.mean(dim=(2, 3))
+        contrast = x[..., : W // 2].mean(dim=(2, 3)) - x[..., W // 2 :].mean(dim=(2, 3))
+        return {"shared": means * self.scale, "specific": contrast + 1.0}
+
+    def embed(self, x, modality):
+        parts = self.extract(x, modality)
+        return torch.cat([parts["shared"], parts["specific"]], dim=1)
+
+
+def _write_set(folder, pids, cams, modality, rng):
+    paths = []
+    for n, (pid, cam) in enumerate(zip(pids, cams)):
+        img = np.empty((H, W, 3), np.uint8)
+        base = 30 + 40 * pid + rng.integers(0, 15)
+        img[:] = base
+        img[:, : W // 2] += np.uint8(rng.integers(0, 20))  # a left-right difference per image
+        if modality == "visible":
+            img[..., 1] += np.uint8(5 * cam)
+        path = folder / f"{modality}_{pid}_{cam}_{n}.png"
+        Image.fromarray(img).save(path)
+        paths.append(str(path))
+    return ImageSet(paths, pids, cams, modality)
+
+
+def _per_group(pool, k, seed):
+    """k random rows per (pid, camera) of `pool`, seeded."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key in sorted(set(zip(pool.pids.tolist(), pool.cams.tolist()))):
+        members = np.flatnonzero((pool.pids == key[0]) & (pool.cams == key[1]))
+        rows.extend(rng.permutation(members)[:k].tolist())
+    return np.sort(np.asarray(rows))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_vi")
+    rng = np.random.default_rng(0)
+    ids = np.arange(4)
+    q_pids, q_cams = np.repeat(ids, 4), np.tile([3, 3, 6, 6], 4)
+    g_pids, g_cams = np.repeat(ids, 12), np.tile(np.repeat([1, 2, 4, 5], 3), 4)
+    query = _write_set(folder, q_pids, q_cams, "infrared", rng)
+    pool = _write_set(folder, g_pids, g_cams, "visible", rng)
+    indoor = pool.subset(np.flatnonzero(np.isin(pool.cams, [1, 2])))
+    splits = {
+        "all/single": EvalSplit("all/single", "sysu", query, pool,
+                                [_per_group(pool, 1, t) for t in range(3)]),
+        "all/multi": EvalSplit("all/multi", "sysu", query, pool,
+                               [_per_group(pool, 2, t) for t in range(3)]),
+        "indoor/single": EvalSplit("indoor/single", "sysu", query, indoor,
+                                   [_per_group(indoor, 1, t) for t in range(3)]),
+        # the reverse direction reuses both sets: nothing new to extract
+        "visible_to_infrared": EvalSplit("visible_to_infrared", "regdb", pool, query,
+                                         [np.arange(len(query))]),
+    }
+    train = TrainSet(query, pool, 4)
+    return VIDataset("sysu", folder, train, splits, sampler="seeded")
+
+
+@pytest.fixture()
+def cfg():
+    return make_config("smoke", height=H, width=W, trials=2, eval_batch_size=5, progress=False)
+
+
+def test_each_image_extracted_once_and_trials_reselect_rows(tiny, cfg, monkeypatch):
+    sizes = []
+
+    def recording(d, q_pids, g_pids, *args, **kw):
+        sizes.append((d.shape[0], d.shape[1], len(g_pids)))
+        return rank_metrics(d, q_pids, g_pids, *args, **kw)
+
+    monkeypatch.setattr(protocols, "rank_metrics", recording)
+    model = CountingModel()
+    out = evaluate_dataset(model, tiny, cfg, progress=False)
+    # 16 queries + a 48-image pool, four settings: every image passes once
+    assert model.seen == {"infrared": 16, "visible": 48}
+    assert out["trials"] == 2 and out["sampler"] == "seeded"
+    assert sizes == [(16, 16, 16)] * 2 + [(16, 32, 32)] * 2 + [(16, 8, 8)] * 2 + [(48, 16, 16)]
+    for name, s in out["settings"].items():
+        expected_trials = 1 if name == "visible_to_infrared" else 2
+        assert len(s["per_trial"]) == expected_trials
+        for k in ("R1", "R5", "R10", "R20", "mAP", "mINP"):
+            assert 0.0 <= s[k] <= 100.0
+            assert s[k] == pytest.approx(np.mean([t[k] for t in s["per_trial"]]))
+            assert s["std"][k] >= 0.0
+
+
+def test_per_trial_numbers_equal_a_direct_computation(tiny, cfg):
+    model = CountingModel()
+    out = evaluate_dataset(model, tiny, cfg, settings=["all/single"], trials=3, progress=False)
+    split = tiny.splits["all/single"]
+    kw = dict(device="cpu", batch_size=7)
+    qf = extract_features(model, load_images(split.query, (H, W), progress=False), "infrared", **kw)
+    gf = extract_features(model, load_images(split.gallery, (H, W), progress=False), "visible",
+                          **kw)
+    per_trial = out["settings"]["all/single"]["per_trial"]
+    assert len(per_trial) == 3 and list(out["settings"]) == ["all/single"]
+    for t, rows in enumerate(split.trials):
+        d = pairwise_distance(qf, gf[rows])
+        m = rank_metrics(d, split.query.pids, split.gallery.pids[rows], split.query.cams,
+                         split.gallery.cams[rows], protocol="sysu")
+        assert per_trial[t]["R1"] == pytest.approx(100 * m["cmc"][0], abs=1e-4)
+        assert per_trial[t]["R5"] == pytest.approx(100 * m["cmc"][4], abs=1e-4)
+        assert per_trial[t]["mAP"] == pytest.approx(100 * m["mAP"], abs=1e-4)
+        assert per_trial[t]["mINP"] == pytest.approx(100 * m["mINP"], abs=1e-4)
+
+
+def test_save_dir_tta_rerank_and_errors(tiny, cfg, tmp_path):
+    model = CountingModel()
+    out = evaluate_dataset(model, tiny, cfg, settings=["all/single", "indoor/single"],
+                           tta=True, rerank=True, trials=1, save_dir=tmp_path, progress=False)
+    assert out["tta"] and out["rerank"] and out["trials"] == 1
+    assert model.seen == {"infrared": 32, "visible": 96}  # TTA: image + mirror, once each
+    split = tiny.splits["all/single"]
+    with np.load(tmp_path / "all_single.npz") as z:
+        assert set(z.files) == {"q_feats", "g_feats", "q_pids", "g_pids", "q_cams", "g_cams",
+                                "q_paths", "g_paths", "protocol", "setting"}
+        rows = split.trials[0]
+        assert z["g_feats"].shape == (len(rows), 6) and z["q_feats"].shape == (16, 6)
+        assert z["g_pids"].tolist() == split.gallery.pids[rows].tolist()
+        assert z["g_cams"].dtype == np.int64
+        assert z["g_paths"].tolist() == [split.gallery.paths[i] for i in rows]
+        assert str(z["protocol"]) == "sysu" and str(z["setting"]) == "all/single"
+    assert (tmp_path / "indoor_single.npz").exists()
+    with pytest.raises(FMCNetError, match="no evaluation setting"):
+        evaluate_dataset(model, tiny, cfg, settings=["outdoor/single"], progress=False)
+
+
+def test_extract_features_tta_batches_and_parts(tiny):
+    images = load_images(tiny.splits["all/single"].query, (H, W), progress=False)
+    model = CountingModel()
+    plain = extract_features(model, images, "infrared", device="cpu", batch_size=3)
+    flipped = extract_features(model, images, "infrared", device="cpu", batch_size=3, tta=True)
+    assert model.seen["infrared"] == 16 * 3  # 6 batches of 3 (the last one 1), + mirrors
+    assert plain.shape == flipped.shape == (16, 6) and flipped.dtype == torch.float32
+    torch.testing.assert_close(flipped.norm(dim=1), torch.ones(16))
+    x = normalize(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2))
+    raw = model.embed(x, "infrared")
+    mirror = model.embed(torch.flip(x, dims=[3]), "infrared")
+    torch.testing.assert_close(plain, F.normalize(raw, dim=1))
+    torch.testing.assert_close(flipped, F.normalize((raw + mirror) / 2, dim=1))
+    assert not torch.allclose(plain, flipped)  # the left-right contrast flips sign
+    parts = extract_features(model, images, "infrared", device="cpu", parts=True)
+    assert set(parts) == {"shared", "specific"} and parts["specific"].shape == (16, 3)
+    torch.testing.assert_close(parts["shared"], model.extract(x, "infrared")["shared"])
+    assert model.training  # the caller's mode is restored
