@@ -117,7 +117,7 @@ class DeviceImages:
 
     def __init__(self, array: np.ndarray, device: torch.device, on_device: bool = True):
         self.device = device
-        host = torch.from_numpy(np.ascontiguousarray(array))
+        host = torch.from_numpy(np.array(array, copy=True))  # the cache is a read-only memmap
         self.location = "host"
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
@@ -469,14 +469,13 @@ def train(
                         discriminator_loss(model, out) if cfg.fmc and cfg.gan else (None, {})
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if d_loss is not None:
-                    # The generator-side loss also reaches D's weights; those gradients are
-                    # dropped so that D learns only from its own loss on detached features.
-                    disc_optimizer.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    if world > 1:
-                        _average_gradients(disc_optimizer, world)
+                disc_optimizer.zero_grad(set_to_none=True)
+                # One backward serves both players: the generator side sees D through
+                # detached weights, and D's own loss sees detached features, so each
+                # optimizer receives exactly the gradients of its own objective.
+                (loss if d_loss is None else loss + d_loss).backward()
+                if d_loss is not None and world > 1:
+                    _average_gradients(disc_optimizer, world)
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 updating = True

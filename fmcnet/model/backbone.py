@@ -1,0 +1,184 @@
+"""The ResNet split FMCNet is built from, and its ImageNet weights.
+
+FMCNET_SPEC section 1: E_V and E_I are the ResNet stem + layer1 + layer2 ("first three
+blocks", separate weights per modality); E^V_sp, E^I_sp and E_sh are layer3 + layer4 +
+global average pooling ("last two blocks", three independent copies). Every one of these
+parts starts from the same ImageNet weights. Module names inside `ResNetFront` and
+`ResNetTail` are torchvision's (`conv1`, `layer3`, ...) so their state dicts are slices of
+a torchvision ResNet state dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from fmcnet.utils import FMCNetError
+
+FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+_WEIGHTS = {
+    "resnet18": "ResNet18_Weights",
+    "resnet34": "ResNet34_Weights",
+    "resnet50": "ResNet50_Weights",
+}
+
+
+def feature_dim(name: str) -> int:
+    """Width of the pooled tail output (2048 for ResNet-50, 512 for ResNet-18/34)."""
+    _check_name(name)
+    return FEATURE_DIMS[name]
+
+
+def _check_name(name: str) -> None:
+    if name not in FEATURE_DIMS:
+        raise ValueError(f"backbone must be one of {sorted(FEATURE_DIMS)}, got {name!r}")
+
+
+class ResNetFront(nn.Module):
+    """E_V / E_I: conv1 + bn1 + relu + maxpool + layer1 + layer2."""
+
+    def __init__(self, resnet: torchvision.models.ResNet) -> None:
+        super().__init__()
+        self.conv1 = copy.deepcopy(resnet.conv1)
+        self.bn1 = copy.deepcopy(resnet.bn1)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = copy.deepcopy(resnet.maxpool)
+        self.layer1 = copy.deepcopy(resnet.layer1)
+        self.layer2 = copy.deepcopy(resnet.layer2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer2(self.layer1(x))
+
+
+class ResNetTail(nn.Module):
+    """E^V_sp / E^I_sp / E_sh: layer3 + layer4 + global average pooling -> [B, C]."""
+
+    def __init__(self, resnet: torchvision.models.ResNet, last_stride: int = 1) -> None:
+        super().__init__()
+        self.layer3 = copy.deepcopy(resnet.layer3)
+        self.layer4 = copy.deepcopy(resnet.layer4)
+        set_last_stride(self.layer4, last_stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.layer3(x)).mean(dim=(2, 3))
+
+
+def set_last_stride(layer4: nn.Sequential, stride: int) -> None:
+    """Stride of layer4's first block; 1 (ReID convention) keeps 18x9 maps at 288x144."""
+    if stride not in (1, 2):
+        raise ValueError(f"last_stride must be 1 or 2, got {stride}")
+    block = layer4[0]
+    # torchvision's Bottleneck strides its 3x3 conv2 (ResNet v1.5); BasicBlock strides conv1.
+    conv = block.conv2 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.conv1
+    conv.stride = (stride, stride)
+    if block.downsample is not None:
+        block.downsample[0].stride = (stride, stride)
+
+
+def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise FMCNetError(
+            f"pretrained_path={str(path)!r} does not hold a ResNet state dict (a mapping of "
+            "parameter names to tensors, optionally wrapped as {'state_dict': ...} or "
+            "{'model': ...})"
+        )
+    # Checkpoints saved from DataParallel / DDP prefix every key with "module.".
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_state_dict_file(resnet: nn.Module, path: str | os.PathLike) -> None:
+    """Load a torchvision-ResNet state dict saved with `torch.save` into `resnet`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip or weights_only errors all mean "not usable"
+        raise FMCNetError(f"pretrained_path={str(path)!r} could not be read: {exc}") from None
+    state = _unwrap_state_dict(obj, path)
+    expected = resnet.state_dict()
+    # The ImageNet classifier (fc) is never used, so a headless state dict is fine.
+    missing = sorted(k for k in expected if k not in state and not k.startswith("fc."))
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items() if k in state and state[k].shape != v.shape
+    )
+    if missing or unexpected or wrong:
+        raise FMCNetError(
+            f"pretrained_path={str(path)!r} does not match a torchvision "
+            f"{type(resnet).__name__} of this depth: missing keys {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''}, shape mismatches {wrong[:8]}"
+        )
+    resnet.load_state_dict(state, strict=False)
+
+
+def imagenet_weights(name: str) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """torchvision's ImageNet weights from the torch hub cache, or (None, why not).
+
+    Never downloads: the cache file is looked up first, because `get_state_dict` would
+    otherwise reach for the network (and hang or fail slowly on an offline machine).
+    """
+    weights = getattr(torchvision.models, _WEIGHTS[name]).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    if not cached.is_file():
+        return None, f"{cached} does not exist"
+    try:
+        return weights.get_state_dict(progress=False, weights_only=True), str(weights)
+    except Exception as exc:  # a truncated or corrupt cache file
+        return None, f"{cached} could not be read ({exc})"
+
+
+def build_resnet(
+    name: str = "resnet50",
+    *,
+    pretrained: bool = False,
+    pretrained_path: str | os.PathLike | None = None,
+    require_pretrained: bool = False,
+) -> tuple[torchvision.models.ResNet, str]:
+    """A torchvision ResNet holding the requested weights, and where they came from.
+
+    Returns `(resnet, source)` with source "file:<path>", "imagenet:<weights>" or "random".
+    An explicit `pretrained_path` always errors when unusable. `require_pretrained=True`
+    implies `pretrained=True` and turns missing ImageNet weights into an FMCNetError;
+    otherwise they give one UserWarning and random init.
+    """
+    _check_name(name)
+    resnet = getattr(torchvision.models, name)(weights=None)
+    if pretrained_path is not None:
+        load_state_dict_file(resnet, pretrained_path)
+        return resnet, f"file:{pretrained_path}"
+    if not (pretrained or require_pretrained):
+        return resnet, "random"
+    state, detail = imagenet_weights(name)
+    if state is not None:
+        resnet.load_state_dict(state)
+        return resnet, f"imagenet:{detail}"
+    how = (
+        f"put torchvision's {_WEIGHTS[name]}.IMAGENET1K_V1 file in the torch hub cache "
+        f"(run `python -c \"import torchvision; torchvision.models.{name}(weights='IMAGENET1K_V1')\"` "
+        "on a machine with internet and copy ~/.cache/torch/hub/checkpoints over, or set "
+        "TORCH_HOME) or pass pretrained_path=<a saved torchvision ResNet state dict>"
+    )
+    if require_pretrained:
+        raise FMCNetError(f"no ImageNet weights for {name}: {detail}. To fix: {how}")
+    warnings.warn(
+        f"no ImageNet weights for {name} ({detail}); starting from random init -- accuracy "
+        f"will be far below the paper's. To fix: {how}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return resnet, "random"

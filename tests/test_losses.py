@@ -1,0 +1,212 @@
+"""Each loss against a plain-loop transcription of its equation (FMCNET_SPEC sections 1-3)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fmcnet import losses
+
+CASES = [(2, 1, 3, 0.01), (3, 4, 8, 1.0), (5, 2, 16, 10.0)]  # P, K, D, feature scale
+
+
+def norm(x: torch.Tensor) -> float:
+    return math.sqrt(sum(float(v) ** 2 for v in x))
+
+
+def ref_centers(feats, labels):
+    out = []
+    for p in sorted(set(labels.tolist())):
+        rows = [feats[n] for n in range(len(labels)) if labels[n] == p]
+        out.append(sum(rows) / len(rows))
+    return torch.stack(out)
+
+
+def ref_dc(sp_v, sh_v, sp_i, sh_i, rho1):
+    total, P = 0.0, len(sp_v)
+    for sp, sh in ((sp_v, sh_v), (sp_i, sh_i)):
+        for p in range(P):
+            far = max(norm(sp[p] - sp[d]) for d in range(P))
+            near = min(norm(sp[p] - sh[j]) for j in range(P))
+            total += max(far - near + rho1, 0.0)
+    return total
+
+
+def ref_sps(sp_v, sp_i, rho2):
+    total, P = 0.0, len(sp_v)
+    for sp in (sp_v, sp_i):
+        for p in range(P):
+            near = min([norm(sp[p] - sp[j]) for j in range(P) if j != p], default=math.inf)
+            total += max(rho2 - near, 0.0)
+    return total
+
+
+def ref_center_pair(c_v, c_i, rho, weight):
+    """Eq. 6 / Eq. 17 written out."""
+    total, P = 0.0, len(c_v)
+    for p in range(P):
+        total += weight * norm(c_v[p] - c_i[p])
+        for anchor in (c_v[p], c_i[p]):
+            near = min([norm(anchor - c[j]) for c in (c_v, c_i) for j in range(P) if j != p],
+                       default=math.inf)
+            total += max(rho - near, 0.0)
+    return total
+
+
+def random_batch(P, K, D, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randperm(P * 10, generator=g)[:P].repeat_interleave(K)
+    labels = labels[torch.randperm(len(labels), generator=g)]  # unsorted on purpose
+    feats = [scale * torch.randn(P * K, D, generator=g, dtype=torch.float64) for _ in range(4)]
+    return labels, feats
+
+
+@pytest.mark.parametrize("P,K,D,scale", CASES)
+def test_center_losses_match_plain_loops(P, K, D, scale):
+    labels, (a, b, c, d) = random_batch(P, K, D, scale, seed=P * 7 + K)
+    sp_v, sh_v, sp_i, sh_i = (losses.class_centers(x, labels) for x in (a, b, c, d))
+    assert torch.allclose(sp_v, ref_centers(a, labels))
+    rho = 0.7 * scale  # margins on the features' scale so the hinges are sometimes active
+    close = dict(rtol=1e-7, atol=1e-9 * scale)
+    assert math.isclose(float(losses.decorrelation_loss(sp_v, sh_v, sp_i, sh_i, rho)),
+                        ref_dc(sp_v, sh_v, sp_i, sh_i, rho), **{"rel_tol": 1e-7, "abs_tol": 1e-9})
+    got = losses.specific_separation_loss(sp_v, sp_i, 3 * rho)
+    assert torch.allclose(got, torch.tensor(ref_sps(sp_v, sp_i, 3 * rho), dtype=got.dtype), **close)
+    got = losses.shared_separation_loss(sh_v, sh_i, 3 * rho, alpha=2.0)
+    want = ref_center_pair(sh_v, sh_i, 3 * rho, 2.0)
+    assert torch.allclose(got, torch.tensor(want, dtype=got.dtype), **close)
+    got = losses.cross_modality_center_loss(sp_v, sh_i, 3 * rho, beta=1.5)
+    want = ref_center_pair(sp_v, sh_i, 3 * rho, 1.5)
+    assert torch.allclose(got, torch.tensor(want, dtype=got.dtype), **close)
+
+
+def test_hinges_are_exercised_both_ways():
+    """Guard the loop comparison above: the margins must be both active and inactive."""
+    c_v = torch.tensor([[0.0, 0.0], [0.5, 0.0], [5.0, 0.0]], dtype=torch.float64)
+    c_i = c_v + torch.tensor([0.0, 0.1], dtype=torch.float64)
+    # Only identities 0 and 1 are closer than the margin: 2 anchors x 2 modalities active.
+    got = float(losses.cross_modality_center_loss(c_v, c_i, margin=0.7, beta=0.0))
+    assert math.isclose(got, ref_center_pair(c_v, c_i, 0.7, 0.0))
+    assert got == pytest.approx(4 * (0.7 - 0.5))
+    assert float(losses.specific_separation_loss(c_v * 10, c_i * 10, 0.7)) == 0.0
+    far_shared = c_v + 100.0  # min_j |C_sp - C_sh| >> spread + rho1: L_dc's hinge is off
+    assert float(losses.decorrelation_loss(c_v, far_shared, c_i, far_shared + 0.1)) == 0.0
+    got = float(losses.decorrelation_loss(c_v, c_v + 1.0, c_i, c_i))  # sh = sp for I: on
+    assert math.isclose(got, ref_dc(c_v, c_v + 1.0, c_i, c_i, 1.0)) and got > 0
+
+
+@pytest.mark.parametrize("switches", [(True, True, True), (True, False, False), (False, True, True)])
+def test_md_loss_weights_and_switches(switches):
+    shs, sps, dc = switches
+    labels, feats = random_batch(4, 2, 6, 1.0, seed=3)
+    sp_v, sh_v, sp_i, sh_i = (losses.class_centers(x, labels) for x in feats)
+    total, terms = losses.md_loss(sp_v, sh_v, sp_i, sh_i, lambda1=0.3, lambda2=0.2,
+                                  shs=shs, sps=sps, dc=dc, rho2=2.0, rho3=2.0)
+    want = (shs * ref_center_pair(sh_v, sh_i, 2.0, 2.0) + dc * 0.3 * ref_dc(sp_v, sh_v, sp_i, sh_i, 1.0)
+            + sps * 0.2 * ref_sps(sp_v, sp_i, 2.0))
+    assert math.isclose(float(total), want, rel_tol=1e-9)
+    assert set(terms) == {n for n, on in zip(("shs", "sps", "dc"), switches) if on}
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 10.0])
+def test_feature_consistency_matches_eq13(scale):
+    g = torch.Generator().manual_seed(1)
+    labels_v = torch.tensor([4, 4, 9, 2, 9, 2])
+    labels_i = torch.tensor([9, 2, 2, 4, 4, 9, 9])  # other order and count than the V half
+    generated = scale * torch.randn(6, 5, generator=g, dtype=torch.float64)
+    real = scale * torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    centers = {p: ref_centers(real.detach(), labels_i)[r]
+               for r, p in enumerate(sorted(set(labels_i.tolist())))}
+    want = sum(float((generated[n] - centers[int(labels_v[n])]).abs().sum())
+               for n in range(6)) / 6
+    got = losses.feature_consistency_loss(generated, real, labels_v, labels_i)
+    assert math.isclose(float(got), want, rel_tol=1e-9)
+    assert not got.requires_grad  # the real centers are detached targets
+    with pytest.raises(ValueError, match="identity"):
+        losses.feature_consistency_loss(generated, real, labels_v.clone().fill_(7), labels_i)
+
+
+def test_cross_entropy_and_adversarial_terms():
+    g = torch.Generator().manual_seed(2)
+    logits = [torch.randn(6, 5, generator=g, dtype=torch.float64) for _ in range(4)]
+    y_v, y_i = torch.tensor([0, 0, 1, 1, 4, 4]), torch.tensor([1, 4, 0, 1, 4, 0])
+
+    def ce(s, y):  # mean over samples of -log softmax at the true class
+        return sum(-float(torch.log_softmax(s[n], 0)[y[n]]) for n in range(len(y))) / len(y)
+
+    want = ce(logits[0], y_v) + ce(logits[1], y_i) + ce(logits[2], y_v) + ce(logits[3], y_i)
+    got = losses.identity_loss(logits[0], logits[1], y_v, y_i, logits[2], logits[3])
+    assert math.isclose(float(got), want, rel_tol=1e-9)
+    base = losses.identity_loss(logits[0], logits[1], y_v, y_i)
+    assert math.isclose(float(base), ce(logits[0], y_v) + ce(logits[1], y_i), rel_tol=1e-9)
+    assert math.isclose(float(losses.identity_consistency_loss(logits[2], y_v)),
+                        ce(logits[2], y_v), rel_tol=1e-9)
+    assert math.isclose(float(losses.fused_identity_loss(logits[0], logits[3], y_v, y_i)),
+                        ce(logits[0], y_v) + ce(logits[3], y_i), rel_tol=1e-9)
+
+    real, fake = 10 * logits[0][:, 0], logits[1][:, 0]  # large logits: stability matters
+    sig = torch.sigmoid
+    want_d = -sum(math.log(sig(r)) + math.log(1 - sig(f)) for r, f in zip(real, fake)) / 6
+    assert math.isclose(float(losses.discriminator_adversarial_loss(real, fake)), want_d,
+                        rel_tol=1e-7)
+    want_g = -sum(math.log(sig(f)) for f in fake) / 6
+    assert math.isclose(float(losses.generator_adversarial_loss(fake)), want_g, rel_tol=1e-9)
+
+
+def test_zero_distance_gives_finite_gradients():
+    centers = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)  # all identical
+    total, _ = losses.md_loss(centers, centers, centers, centers)
+    (total + losses.cross_modality_center_loss(centers, centers)).backward()
+    assert torch.isfinite(centers.grad).all()
+    one = torch.randn(1, 4, dtype=torch.float64, requires_grad=True)  # P = 1: no negatives
+    loss = losses.specific_separation_loss(one, one) + losses.shared_separation_loss(one, one)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.isfinite(one.grad).all()
+
+
+def test_bad_inputs_raise_clear_errors():
+    a = torch.randn(3, 4)
+    with pytest.raises(ValueError, match=r"\[P, D\]"):
+        losses.decorrelation_loss(a, a, a, torch.randn(3, 5))
+    with pytest.raises(ValueError, match=r"\[P, D\]"):
+        losses.shared_separation_loss(a, torch.randn(2, 4))
+    with pytest.raises(ValueError, match="labels"):
+        losses.class_centers(a, torch.tensor([0, 1]))
+    out = {"logits_shared_v": torch.randn(2, 3), "logits_shared_i": torch.randn(2, 3)}
+    with pytest.raises(ValueError, match="same identities"):
+        losses.fmcnet_loss(out, torch.tensor([0, 1]), torch.tensor([0, 2]),
+                           SimpleNamespace(sfd=False, fmc=False, fusion="none"))
+
+
+def test_fmcnet_loss_composes_the_active_terms():
+    """L = L_SFD + L_FMC + L_SFF on a hand-made output dict (no model needed)."""
+    g = torch.Generator().manual_seed(5)
+    y = torch.tensor([0, 0, 2, 2])
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    out = {k: r(4, 6) for k in ("shared_v", "shared_i", "specific_v", "specific_i",
+                                "generated_v", "generated_i")}
+    out.update({k: r(4, 3) for k in ("logits_shared_v", "logits_shared_i", "logits_specific_v",
+                                      "logits_specific_i", "logits_generated_v",
+                                      "logits_generated_i", "logits_fused_v", "logits_fused_i")})
+    out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
+    full = SimpleNamespace(sfd=True, fmc=True, fusion="sff", fmc_weight=0.5)
+    total, terms = losses.fmcnet_loss(out, y, y, full)
+    assert set(terms) == {"id", "shs", "sps", "dc", "gan_g", "ic", "fc", "mc", "fid", "total"}
+    want = (terms["id"] + terms["shs"] + 0.5 * terms["dc"] + 0.5 * terms["sps"]
+            + 0.5 * (terms["gan_g"] + terms["ic"] + terms["fc"]) + terms["mc"] + terms["fid"])
+    assert torch.allclose(total.float(), want) and torch.equal(terms["total"], total.float())
+    want_fc = (losses.feature_consistency_loss(out["generated_i"], out["specific_i"], y)
+               + losses.feature_consistency_loss(out["generated_v"], out["specific_v"], y))
+    assert math.isclose(float(terms["fc"]), float(want_fc), rel_tol=1e-6)
+    _, terms = losses.fmcnet_loss(out, y, y, SimpleNamespace(sfd=True, fmc=True, fusion="concat",
+                                                             gan=False, dc=False))
+    assert set(terms) == {"id", "shs", "sps", "ic", "fc", "total"}
+    base = SimpleNamespace(sfd=False, fmc=False, fusion="none")
+    total, terms = losses.fmcnet_loss(out, y, y, base)
+    assert set(terms) == {"id", "total"}
+    want = F.cross_entropy(out["logits_shared_v"], y) + F.cross_entropy(out["logits_shared_i"], y)
+    assert torch.allclose(total, want)

@@ -1,0 +1,251 @@
+"""FMCNet: shapes, gradient routing of each loss, weights loading, ablation rows."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from fmcnet.config import make_config
+from fmcnet.losses import (
+    discriminator_loss,
+    feature_consistency_loss,
+    fmcnet_loss,
+    generator_adversarial_loss,
+    identity_consistency_loss,
+)
+from fmcnet.model import FMCNet, build_model
+from fmcnet.utils import FMCNetError
+
+ROWS = sorted((Path(__file__).resolve().parents[1] / "configs" / "ablations").glob("*.yaml"))
+LABELS = torch.tensor([0, 0, 3, 3])
+
+
+def tiny(**kw) -> FMCNet:
+    torch.manual_seed(0)
+    return FMCNet(4, backbone="resnet18", generator_hidden=32, **kw)
+
+
+def images(n: int = 4, h: int = 32, w: int = 16) -> torch.Tensor:
+    return torch.randn(n, 3, h, w)
+
+
+def grads(module: torch.nn.Module) -> list[torch.Tensor | None]:
+    return [p.grad for p in module.parameters()]
+
+
+def reached(module: torch.nn.Module) -> bool:
+    return any(g is not None and g.abs().sum() > 0 for g in grads(module))
+
+
+def untouched(module: torch.nn.Module) -> bool:
+    return all(g is None for g in grads(module))
+
+
+@pytest.fixture(scope="module")
+def full() -> FMCNet:
+    return tiny()
+
+
+def fresh_forward(model: FMCNet) -> dict[str, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    model.train()
+    return model(images(), images())
+
+
+def test_discriminator_step_reaches_only_the_discriminators(full):
+    loss, terms = discriminator_loss(full, fresh_forward(full))
+    loss.backward()
+    assert reached(full.fmc.discriminator_v2i) and reached(full.fmc.discriminator_i2v)
+    for part in (full.fmc.generator_v2i, full.fmc.generator_i2v, full.sfd, full.sff):
+        assert untouched(part)
+    assert set(terms) == {"gan_d", "disc_acc"} and 0.0 <= float(terms["disc_acc"]) <= 1.0
+
+
+def test_generator_adversarial_loss_moves_g_not_d(full):
+    """Choice: the model scores G's output with D's weights detached, so D's grads stay None."""
+    out = fresh_forward(full)
+    generator_adversarial_loss(out["disc_fake_i"]).backward()
+    assert reached(full.fmc.generator_v2i) and reached(full.sfd.shared_encoder)
+    for part in (full.fmc.discriminator_v2i, full.fmc.discriminator_i2v,
+                 full.fmc.generator_i2v, full.sfd.specific_encoder_i):
+        assert untouched(part)
+
+
+def test_identity_consistency_reaches_generator_and_infrared_classifier(full):
+    out = fresh_forward(full)
+    identity_consistency_loss(out["logits_generated_i"], LABELS).backward()
+    assert reached(full.fmc.generator_v2i) and reached(full.sfd.classifier_specific_i)
+    # (E_I is reached: E_sh's BatchNorm normalises the V and I halves together.)
+    for part in (full.sfd.classifier_specific_v, full.fmc.discriminator_v2i,
+                 full.fmc.generator_i2v, full.sfd.specific_encoder_i):
+        assert untouched(part)
+
+
+def test_feature_consistency_targets_are_detached(full):
+    out = fresh_forward(full)
+    feature_consistency_loss(out["generated_i"], out["specific_i"], LABELS).backward()
+    assert reached(full.fmc.generator_v2i) and reached(full.sfd.encoder_v)
+    assert untouched(full.sfd.specific_encoder_i) and untouched(full.sfd.classifier_specific_i)
+
+
+def test_parameter_groups_partition_the_model(full):
+    groups = full.parameter_groups()
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert len(ids) == len(set(ids)) == len(list(full.parameters()))
+    assert {id(p) for p in groups["discriminator"]} == {
+        id(p) for d in (full.fmc.discriminator_v2i, full.fmc.discriminator_i2v)
+        for p in d.parameters()}
+    new = {id(p) for p in groups["new"]}
+    assert id(full.sff.omega_v) in new and id(full.sff.omega_i) in new
+    assert all(id(p) in new for p in full.fmc.generator_i2v.parameters())
+    assert {id(p) for p in groups["pretrained"]} == {
+        id(p) for m in full.sfd.backbone_modules() for p in m.parameters()}
+
+
+@pytest.mark.parametrize("kw,dim,keys", [
+    # ResNet-50 gives 4096 / 6144 / 2048 (2048 per branch); ResNet-18 512 per branch.
+    ({}, 1024, {"shared", "specific", "generated", "fused"}),
+    ({"fusion": "concat"}, 1536, {"shared", "specific", "generated", "fused"}),
+    ({"fmc": False, "fusion": "none"}, 512, {"shared", "specific"}),
+    ({"sfd": False, "fmc": False, "fusion": "none"}, 512, {"shared"}),
+])
+def test_embed_dimensions_per_ablation(kw, dim, keys):
+    model = tiny(**kw).eval()
+    with torch.no_grad():
+        for modality in ("visible", "infrared"):
+            for n in (1, 3):  # odd batches: the generators' BN uses running stats at eval
+                assert model.embed(images(n), modality).shape == (n, dim) == (n, model.feature_dim)
+        feats = model.extract(images(3), "infrared")
+    assert set(feats) == keys
+    if "fused" in keys and "fusion" not in kw:  # F_fp,I = Cat(F_sh,I, w1 F_sp,I + w2 F'_sp,V)
+        w1, w2 = model.sff.omega_i
+        want = torch.cat([feats["shared"], w1 * feats["specific"] + w2 * feats["generated"]], 1)
+        assert torch.allclose(feats["fused"], want, atol=1e-6)
+
+
+def test_bad_inputs_raise_value_errors(full):
+    with pytest.raises(ValueError, match="modality"):
+        full.embed(images(2), "thermal")
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        full(images(2), torch.randn(2, 1, 32, 16))
+    with pytest.raises(ValueError, match="fusion"):
+        FMCNet(4, backbone="resnet18", fmc=False, fusion="sff")
+
+
+def test_last_stride_one_keeps_resolution():
+    m1, m2 = tiny(fmc=False, fusion="none", last_stride=1), tiny(fmc=False, fusion="none", last_stride=2)
+    maps = m1.sfd.encoder_v(images(2, 64, 32))
+    size = lambda m: m.sfd.shared_encoder.layer4(m.sfd.shared_encoder.layer3(maps)).shape[-2:]  # noqa: E731
+    assert tuple(size(m1)) == (4, 2) and tuple(size(m2)) == (2, 1)
+
+
+def assert_all_parts_equal(model: FMCNet, state: dict[str, torch.Tensor]) -> None:
+    for part in model.sfd.backbone_modules():
+        for key, value in part.state_dict().items():
+            assert torch.equal(value, state[key]), key
+
+
+def test_pretrained_from_file_loads_every_resnet_part(tmp_path):
+    reference = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save({"state_dict": reference}, tmp_path / "r18.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit file must not warn
+        model = tiny(pretrained_path=str(tmp_path / "r18.pt"))
+    assert model.pretrained_source == f"file:{tmp_path / 'r18.pt'}"
+    assert_all_parts_equal(model, reference)
+    assert tiny().pretrained_source == "random"
+
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "r50.pt")
+    with pytest.raises(FMCNetError, match=r"r50\.pt.*(unexpected|shape)"):
+        tiny(pretrained_path=str(tmp_path / "r50.pt"))
+    with pytest.raises(FMCNetError, match="nothere.pt"):
+        tiny(pretrained_path=str(tmp_path / "nothere.pt"))
+
+
+@pytest.fixture
+def no_network(tmp_path, monkeypatch):
+    """An empty torch hub cache and a loader that fails the test if it is ever called."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    calls: list[str] = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)  # recorded, since the loader may catch what we raise
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+    return tmp_path / "torch" / "hub" / "checkpoints", calls
+
+
+def test_missing_imagenet_weights_error_or_warn_once(no_network):
+    with pytest.raises(FMCNetError, match="pretrained_path"):
+        tiny(pretrained=True, require_pretrained=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = tiny(pretrained=True)
+    loud = [w for w in caught if issubclass(w.category, UserWarning)]
+    assert len(loud) == 1 and "starting from random init" in str(loud[0].message)
+    assert model.pretrained_source == "random"
+    assert no_network[1] == []  # no download was even attempted
+
+
+def test_imagenet_weights_read_from_the_hub_cache(no_network, monkeypatch):
+    reference = torchvision.models.resnet18(weights=None).state_dict()
+    cache = no_network[0]
+    cache.mkdir(parents=True)
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    torch.save(reference, cache / url.rsplit("/", 1)[1])
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url",
+                        torch.hub.load_state_dict_from_url)  # the file exists: no download
+    model = tiny(pretrained=True, require_pretrained=True)
+    assert model.pretrained_source == "imagenet:ResNet18_Weights.IMAGENET1K_V1"
+    assert_all_parts_equal(model, reference)
+
+
+def test_bnneck_classifiers():
+    model = tiny(bnneck=True)
+    head = model.sfd.classifier_shared
+    assert head.linear.bias is None and not head.bnneck.bias.requires_grad
+    out = model(images(), images())
+    loss, _ = fmcnet_loss(out, LABELS, LABELS, make_config("smoke", bnneck=True))
+    loss.backward()
+    assert reached(head.bnneck) and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[p.stem for p in ROWS])
+def test_every_ablation_row_trains_one_step(row):
+    cfg = make_config("smoke", yaml_files=[row])
+    torch.manual_seed(0)
+    model = build_model(cfg, num_classes=4).train()
+    groups = model.parameter_groups()
+    opt = torch.optim.SGD(groups["pretrained"] + groups["new"], lr=0.01, momentum=0.9)
+    before = [p.detach().clone() for p in groups["new"]]
+    out = model(images(4, cfg.height, cfg.width), images(4, cfg.height, cfg.width))
+    loss, terms = fmcnet_loss(out, LABELS, LABELS, cfg)
+    assert torch.isfinite(loss) and float(terms["total"]) > 0
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, groups["new"]))
+    expected = {"fused_v"} if cfg.fusion != "none" else set()
+    assert expected <= set(out) and (("generated_i" in out) == cfg.fmc)
+    if cfg.fmc and cfg.gan:
+        d_loss, _ = discriminator_loss(model, out)
+        assert torch.isfinite(d_loss)
+
+
+@pytest.mark.slow
+def test_resnet50_full_model_forward_backward_at_paper_size():
+    torch.manual_seed(0)
+    model = FMCNet(4, backbone="resnet50").train()
+    out = model(images(2, 288, 144), images(2, 288, 144))
+    assert out["shared_v"].shape == (2, 2048) and out["fused_v"].shape == (2, 4096)
+    assert out["logits_fused_i"].shape == (2, 4) and model.feature_dim == 4096
+    labels = torch.tensor([0, 1])
+    loss, _ = fmcnet_loss(out, labels, labels, make_config("paper"))
+    loss.backward()
+    trained = model.parameter_groups()["pretrained"] + model.parameter_groups()["new"]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained
+               if p.requires_grad)
