@@ -1,0 +1,157 @@
+"""The training loop: it learns, resumes exactly, and fails loudly and safely."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fmcnet.train as train_mod
+from fmcnet.config import make_config
+from fmcnet.train import (
+    CheckpointMismatch,
+    NonFiniteLoss,
+    load_checkpoint,
+    load_model_from_checkpoint,
+    lr_factor,
+    train,
+)
+from fmcnet.utils import FMCNetError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def smoke(**kw):
+    return make_config("smoke", **kw)
+
+
+def test_lr_schedule_warms_up_then_steps_down():
+    cfg = make_config("paper")
+    spe = 100
+    assert lr_factor(cfg, 0, spe) == pytest.approx(1 / 1000)
+    assert lr_factor(cfg, 499, spe) == pytest.approx(0.5)
+    assert lr_factor(cfg, 10 * spe, spe) == 1.0
+    assert lr_factor(cfg, 20 * spe, spe) == pytest.approx(0.1)
+    assert lr_factor(cfg, 50 * spe, spe) == pytest.approx(0.01)
+
+
+def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset):
+    cfg = smoke(epochs=6, steps_per_epoch=4, log_every=4, lr=0.02, checkpoint_every=3)
+    result = train(cfg, tmp_path / "run", dataset=synthetic_dataset)
+    run = tmp_path / "run"
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 6 and history[-1]["global_step"] == 24
+    first, last = history[0]["loss/id"], history[-1]["loss/id"]
+    assert last < first, f"identity loss did not fall: {first:.3f} -> {last:.3f}"
+    assert {"lr", "images_per_s", "loss/total"} <= set(history[0])
+    assert any(k.startswith("omega/") for k in history[0])
+    assert (run / "config.yaml").exists()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "epoch_003.pt", "epoch_006.pt", "last.pt"]
+    results = json.loads((run / "results.json").read_text())
+    assert results["dataset"] == "synthetic" and results["profile"] == "smoke"
+    assert set(results["settings"]) == {"all/single", "all/multi", "indoor/single", "indoor/multi"}
+    assert 0 <= results["settings"]["all/single"]["R1"] <= 100
+    assert "last epoch" in results["selection"]
+    assert result.results == results
+
+
+def test_resume_continues_exactly(tmp_path, synthetic_dataset):
+    torch.use_deterministic_algorithms(True)
+    try:
+        cfg = smoke(epochs=2, steps_per_epoch=3)
+        straight = train(cfg, tmp_path / "a", dataset=synthetic_dataset, evaluate=False)
+        train(smoke(epochs=1, steps_per_epoch=3), tmp_path / "b", dataset=synthetic_dataset,
+              evaluate=False)
+        resumed = train(cfg, tmp_path / "b", dataset=synthetic_dataset, evaluate=False,
+                        resume=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert load_checkpoint(tmp_path / "b/checkpoints/last.pt")["global_step"] == 6
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, synthetic_dataset):
+    cfg = smoke(epochs=1, steps_per_epoch=1)
+    train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+    with pytest.raises(FMCNetError, match="--resume"):
+        train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tmp_path, synthetic_dataset, monkeypatch
+):
+    real_loss = train_mod.fmcnet_loss
+    calls = {"n": 0}
+
+    def poisoned(out, y_v, y_i, cfg):
+        total, terms = real_loss(out, y_v, y_i, cfg)
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 3, second step
+            terms = {**terms, "id": terms["id"] * float("nan")}
+            total = total * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(train_mod, "fmcnet_loss", poisoned)
+    cfg = smoke(epochs=4, steps_per_epoch=2, log_every=1)
+    with pytest.raises(NonFiniteLoss, match=r"loss term 'id' became nan at step 5 \(epoch 3\)"):
+        train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert ckpt["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_mismatched_checkpoint_fails_loudly(tmp_path, synthetic_dataset):
+    cfg = smoke(epochs=1, steps_per_epoch=1)
+    train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+    path = tmp_path / "run/checkpoints/last.pt"
+    model, saved = load_model_from_checkpoint(path, cfg, synthetic_dataset)
+    assert saved.backbone == "resnet18"
+    with pytest.raises(CheckpointMismatch, match=r"backbone: checkpoint has 'resnet18'.*resnet34"):
+        load_model_from_checkpoint(path, smoke(backbone="resnet34"), synthetic_dataset)
+    with pytest.raises(CheckpointMismatch, match="fusion"):
+        load_model_from_checkpoint(path, smoke(fusion="concat"), synthetic_dataset)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointMismatch, match="truncated.pt could not be read"):
+        load_checkpoint(truncated)
+
+
+def test_corrupt_image_is_named_by_the_cli(tmp_path):
+    from fixtures import make_sysu_tree
+
+    root = make_sysu_tree(tmp_path / "SYSU-MM01", train_ids=[1, 2], val_ids=[3], test_ids=[4, 5])
+    bad = sorted((root / "cam1").rglob("*.jpg"))[0]
+    bad.write_bytes(b"not a jpeg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmcnet", "train", "--dataset", "sysu", "--root", str(root),
+         "--profile", "smoke", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 1
+    assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp(tmp_path, synthetic_root):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "fmcnet", "train", "--dataset", "sysu", "--root", str(synthetic_root),
+         "--profile", "smoke", "--out", str(out), "trials=1"],
+        capture_output=True, text=True, cwd=REPO, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    # only rank 0 writes: one record per epoch (2 smoke epochs x 1 logging interval each)
+    assert len(lines) == 2
+    assert json.loads((out / "results.json").read_text())["settings"]
