@@ -83,9 +83,17 @@ class Config:
     rho4: float = 0.7
     beta: float = 2.0
     fmc_weight: float = 1.0  # choice: the paper gives no weight for L_FMC
+    # Choice: the centre losses (Eqs. 4-6, 17) and L_FC (Eq. 13) see L2-normalised
+    # features. The paper is silent on feature scale, but its margins (rho = 0.7, 1.0)
+    # only bite on a unit scale; on raw GAP features these sums reach 1e3 and diverge
+    # from random init. "none" applies the equations to the raw features.
+    loss_feature_norm: str = "l2"  # l2 | none
 
     # ---- optimisation (FMCNET_SPEC section 6) --------------------------------------
     epochs: int = 80
+    # Choice for the CPU profiles only: without ImageNet weights, SGD needs far more
+    # steps than a 5-minute demo has; the paper (and `paper`) use SGD.
+    optimizer: str = "sgd"  # sgd | adam
     steps_per_epoch: int | None = None  # None -> max(#V, #I) / (P*K), the baselines' rule
     lr: float = 0.1
     warmup_epochs: int = 10
@@ -266,6 +274,8 @@ def validate(cfg: Config) -> None:
         "dataset": ("synthetic", "sysu", "regdb", "llcm"),
         "backbone": ("resnet18", "resnet34", "resnet50"),
         "fusion": ("sff", "concat", "none"),
+        "loss_feature_norm": ("l2", "none"),
+        "optimizer": ("sgd", "adam"),
     }
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:

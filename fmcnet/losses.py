@@ -208,6 +208,12 @@ def _require(out: dict[str, Tensor], keys: tuple[str, ...], switch: str) -> None
                          "model from the same config (FMCNet.from_config(cfg, ...))")
 
 
+_NORMALISED = frozenset({
+    "shared_v", "shared_i", "specific_v", "specific_i", "generated_v", "generated_i",
+    "fused_v", "fused_i",
+})
+
+
 def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg: Any
                 ) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_SFD + L_FMC + L_SFF (Eqs. 10, 12-14, 19) under the config's ablation switches.
@@ -219,6 +225,9 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
     """
     _check_same_identities(labels_v, labels_i)
     out = {k: _full_precision(v) for k, v in out.items()}
+    if getattr(cfg, "loss_feature_norm", "l2") == "l2":
+        # Classifier logits keep the raw features; the distance-based terms see unit vectors.
+        out = {k: F.normalize(v, dim=1) if k in _NORMALISED else v for k, v in out.items()}
     sfd = getattr(cfg, "sfd", True)
     fmc = getattr(cfg, "fmc", True)
     terms: dict[str, Tensor] = {}

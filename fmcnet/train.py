@@ -74,21 +74,23 @@ def lr_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
     return cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
 
 
-def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.SGD, torch.optim.SGD]:
-    """SGD for the network and SGD for the discriminators; pre-trained parts at 0.1x.
+def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.Optimizer, torch.optim.SGD]:
+    """SGD (or Adam) for the network, SGD for the discriminators; pre-trained parts at 0.1x.
 
     The 0.1x multiplier only applies when ImageNet weights were actually loaded: on a
     randomly initialised backbone it would just slow training down.
     """
     groups = model.parameter_groups()
     mult = cfg.pretrained_lr_mult if model.pretrained_source != "random" else 1.0
-    main = torch.optim.SGD(
-        [
-            {"params": groups["pretrained"], "lr_mult": mult, "lr": cfg.lr * mult},
-            {"params": groups["new"], "lr_mult": 1.0, "lr": cfg.lr},
-        ],
-        lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
-    )
+    param_groups = [
+        {"params": groups["pretrained"], "lr_mult": mult, "lr": cfg.lr * mult},
+        {"params": groups["new"], "lr_mult": 1.0, "lr": cfg.lr},
+    ]
+    if cfg.optimizer == "adam":
+        main = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        main = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     disc_params = groups["discriminator"] or [torch.nn.Parameter(torch.zeros(1))]
     disc = torch.optim.SGD(
         [{"params": disc_params, "lr_mult": 1.0, "lr": cfg.disc_lr}],

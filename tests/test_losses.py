@@ -193,7 +193,8 @@ def test_fmcnet_loss_composes_the_active_terms():
                                       "logits_specific_i", "logits_generated_v",
                                       "logits_generated_i", "logits_fused_v", "logits_fused_i")})
     out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
-    full = SimpleNamespace(sfd=True, fmc=True, fusion="sff", fmc_weight=0.5)
+    full = SimpleNamespace(sfd=True, fmc=True, fusion="sff", fmc_weight=0.5,
+                           loss_feature_norm="none")
     total, terms = losses.fmcnet_loss(out, y, y, full)
     assert set(terms) == {"id", "shs", "sps", "dc", "gan_g", "ic", "fc", "mc", "fid", "total"}
     want = (terms["id"] + terms["shs"] + 0.5 * terms["dc"] + 0.5 * terms["sps"]
@@ -202,6 +203,14 @@ def test_fmcnet_loss_composes_the_active_terms():
     want_fc = (losses.feature_consistency_loss(out["generated_i"], out["specific_i"], y)
                + losses.feature_consistency_loss(out["generated_v"], out["specific_v"], y))
     assert math.isclose(float(terms["fc"]), float(want_fc), rel_tol=1e-6)
+    # Default: the distance-based terms see unit vectors (config choice loss_feature_norm).
+    _, unit = losses.fmcnet_loss(out, y, y, SimpleNamespace(sfd=True, fmc=True, fusion="sff"))
+    n = lambda k: F.normalize(out[k], dim=1)  # noqa: E731
+    want_fc = (losses.feature_consistency_loss(n("generated_i"), n("specific_i"), y)
+               + losses.feature_consistency_loss(n("generated_v"), n("specific_v"), y))
+    assert math.isclose(float(unit["fc"]), float(want_fc), rel_tol=1e-6)
+    assert not math.isclose(float(unit["fc"]), float(terms["fc"]), rel_tol=1e-3)
+    assert torch.equal(unit["id"], terms["id"])  # classifier logits are untouched
     _, terms = losses.fmcnet_loss(out, y, y, SimpleNamespace(sfd=True, fmc=True, fusion="concat",
                                                              gan=False, dc=False))
     assert set(terms) == {"id", "shs", "sps", "ic", "fc", "total"}
