@@ -28,13 +28,13 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest tests -q -m "not e2e"
-	FMCNET_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+	FMCNET_PROFILE=smoke OMP_NUM_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
 
 test-unit: venv
 	$(PY) -m pytest tests -q -m "not e2e"
 
 test-notebooks: venv
-	FMCNET_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+	FMCNET_PROFILE=smoke OMP_NUM_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
 
 test-e2e: venv
 	bash tests/e2e/run_e2e.sh

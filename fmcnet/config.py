@@ -113,6 +113,9 @@ class Config:
 
     # ---- checkpoints and logging -------------------------------------------------
     checkpoint_every: int = 10  # epochs
+    # A checkpoint holds model + optimizer state (~0.5 GB for ResNet-50): by default only
+    # checkpoints/last.pt is kept; snapshots add checkpoints/epoch_NNN.pt at each save.
+    keep_snapshots: bool = False
     log_every: int = 10  # steps
     progress: bool = True
 

@@ -510,8 +510,9 @@ def train(
                     save_checkpoint(ckpt_dir / "best.pt", checkpoint_state(done))
             if is_main and at_checkpoint:
                 state = checkpoint_state(done)
-                save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
                 save_checkpoint(last_path, state)
+                if cfg.keep_snapshots:
+                    save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
     except KeyboardInterrupt:
         # Save where the run stands, unless the interrupt fell inside the update itself.
         if is_main and not updating:

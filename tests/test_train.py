@@ -39,7 +39,8 @@ def test_lr_schedule_warms_up_then_steps_down():
 
 
 def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset):
-    cfg = smoke(epochs=6, steps_per_epoch=4, log_every=4, lr=0.02, checkpoint_every=3)
+    cfg = smoke(epochs=6, steps_per_epoch=4, log_every=4, lr=0.02, checkpoint_every=3,
+                keep_snapshots=True)
     result = train(cfg, tmp_path / "run", dataset=synthetic_dataset)
     run = tmp_path / "run"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -48,7 +48,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, index: np.ndarray) -> "ImageSet":
+    def subset(self, index: np.ndarray) -> ImageSet:
         index = np.asarray(index, dtype=np.int64)
         return ImageSet(
             [self.paths[i] for i in index], self.pids[index], self.cams[index], self.modality,

@@ -1,0 +1,135 @@
+"""Notebook sweeps: spec checks, result collection, and a real 2-row papermill sweep."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fmcnet import sweep
+from fmcnet.sweep import SweepError
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "04_train_model.ipynb"
+
+
+def _spec(tmp_path, rows, **top):
+    data = {"notebook": str(NOTEBOOK), "out": str(tmp_path / "sweep"), "rows": rows, **top}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _results(folder: Path, r1: float, mAP: float, profile="smoke"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({
+        "dataset": "synthetic", "profile": profile,
+        "settings": {"all/single": {"R1": r1, "mAP": mAP}, "all/multi": {"R1": 1.0, "mAP": 1.0}},
+    }))
+
+
+def test_the_ablation_spec_covers_every_ablation_config():
+    spec = sweep.load_spec(REPO / "configs" / "sweeps" / "ablations.yaml")
+    configs = {Path(r.config).name for r in spec.rows.values() if r.config}
+    reused = {r.name for r in spec.rows.values() if r.same_as}
+    on_disk = {p.name for p in (REPO / "configs" / "ablations").glob("*.yaml")}
+    assert configs | {f"{name}.yaml" for name in reused} == on_disk
+    assert spec.notebook == NOTEBOOK and spec.profile == "quick"
+    assert all(r.paper.keys() == {"R1", "mAP"} for r in spec.rows.values())
+    assert spec.rows["t2_full"].paper == {"R1": 66.34, "mAP": 62.51}
+    assert sweep.default_out(spec, "quick") == spec.out
+    assert sweep.default_out(spec, "smoke").name == "sweep-ablations-smoke"
+
+
+@pytest.mark.parametrize("rows, top, message", [
+    ({"a": {"bogus": 1}}, {}, "unknown key"),
+    ({"a": {"same_as": "b"}, "b": {"same_as": "a"}}, {}, "same_as"),
+    ({"a": {"config": "configs/ablations/nope.yaml"}}, {}, "does not exist"),
+    ({"a": {}}, {"extra": 1}, "unknown key"),
+])
+def test_bad_specs_are_refused_with_the_reason(tmp_path, rows, top, message):
+    with pytest.raises(SweepError, match=message):
+        sweep.load_spec(_spec(tmp_path, rows, **top))
+
+
+def test_collect_and_summary_report_every_status(tmp_path):
+    path = _spec(tmp_path, {
+        "done": {"table": 2, "label": "Base", "paper": {"R1": 57.09, "mAP": 53.11}},
+        "again": {"same_as": "done", "table": 3},
+        "broken": {"table": 2},
+        "old": {"table": 4},
+        "todo": {"table": 4},
+    }, profile="smoke", setting="all/single")
+    out = tmp_path / "sweep"
+    _results(out / "done", 40.0, 30.0)
+    _results(out / "old", 10.0, 5.0, profile="quick")
+    (out / "broken").mkdir()
+    (out / "broken" / sweep.FAILED_FILE).write_text(json.dumps(
+        {"message": "ConfigError: unknown configuration key", "notebook": "x/04.ipynb"}))
+    rows = {r["row"]: r for r in sweep.collect_sweep(path)}
+    assert (rows["done"]["status"], rows["done"]["R1"], rows["done"]["mAP"]) == ("done", 40.0, 30.0)
+    assert rows["again"]["status"] == "done" and rows["again"]["R1"] == 40.0
+    assert rows["broken"]["status"] == "failed" and "ConfigError" in rows["broken"]["message"]
+    assert rows["old"]["status"] == "conflict" and rows["old"]["R1"] is None
+    assert rows["todo"]["status"] == "not run"
+    table = sweep.summary_markdown(list(rows.values()))
+    assert "| done | 2 | Base | 40.00 | 30.00 | 57.09 | 53.11 | done |" in table
+    assert "x/04.ipynb" in table and "NOT SYSU-MM01" in table
+
+
+@pytest.mark.slow
+def test_a_two_row_smoke_sweep_runs_reports_and_resumes(tmp_path):
+    """One good row and one with an invalid configuration key, twice."""
+    path = _spec(tmp_path, {
+        "base": {"config": "configs/ablations/t2_base.yaml", "table": 2, "label": "Base",
+                 "paper": {"R1": 57.09, "mAP": 53.11}},
+        "broken": {"overrides": {"no_such_key": 1}, "table": 2, "label": "broken"},
+    }, profile="smoke")
+    out = tmp_path / "sweep"
+    table = sweep.run_sweep(path, progress=False)
+    rows = {r["row"]: r for r in sweep.collect_sweep(path)}
+    assert rows["base"]["status"] == "done" and rows["base"]["R1"] is not None
+    assert rows["broken"]["status"] == "failed"
+    assert "no_such_key" in rows["broken"]["message"]
+    broken_nb = out / "broken" / NOTEBOOK.name
+    assert rows["broken"]["notebook"] == str(broken_nb) and broken_nb.is_file()
+    # the good row's run folder is the row folder, with the executed notebook beside it
+    results = json.loads((out / "base" / "results.json").read_text())
+    assert results["profile"] == "smoke"
+    assert (out / "base" / NOTEBOOK.name).is_file()
+    assert yaml.safe_load((out / "base" / "config.yaml").read_text())["sfd"] is False
+    assert (out / "summary.md").read_text() == table
+    assert "failed" in table and str(broken_nb) in table
+
+    # a re-run skips the finished row (its results stay untouched) and retries the failure
+    stamp = (out / "base" / "results.json").stat().st_mtime_ns
+    table2 = sweep.run_sweep(path, progress=False)
+    assert (out / "base" / "results.json").stat().st_mtime_ns == stamp
+    assert "no_such_key" in table2
+
+
+def test_the_ablations_notebook_collects_a_sweep_under_papermill_cli(tmp_path):
+    """`papermill -p ... -f params.yaml` on notebook 06: it collects, runs nothing."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    out = tmp_path / "sweep"
+    _results(out / "t2_base", 40.0, 30.0)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"out": str(out), "rows": ["t2_base", "t2_full"]}))
+    executed = tmp_path / "06.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(REPO / "notebooks" / "06_run_ablations.ipynb"),
+         str(executed), "-p", "profile", "smoke", "-f", str(params), "--cwd",
+         str(REPO / "notebooks"), "--no-progress-bar"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nb = nbformat.read(executed, as_version=4)
+    text = "\n".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells
+                     if c.cell_type == "code" for o in c.outputs)
+    assert "| t2_base | 2 | Base | 40.00 | 30.00 | 57.09 | 53.11 | done |" in text
+    assert "| t2_full |" in text and "not run" in text
+    assert "| t3_shs |" not in text  # only the rows asked for
