@@ -82,7 +82,7 @@ def _trial_metrics(d: torch.Tensor, split: EvalSplit, rows: np.ndarray, max_rank
     cmc = m["cmc"] * 100.0
     return {
         "R1": float(cmc[0]), "R5": float(cmc[4]), "R10": float(cmc[9]), "R20": float(cmc[19]),
-        "mAP": m["mAP"] * 100.0, "mINP": m["mINP"] * 100.0,
+        "mAP": m["mAP"] * 100.0, "mINP": m["mINP"] * 100.0, "cmc": cmc.tolist(),
     }
 
 
@@ -109,6 +109,7 @@ def _summary(per_trial: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = dict(zip(METRICS, table.mean(0).tolist()))
     # population std: 0 for a single trial rather than undefined
     out["std"] = dict(zip(METRICS, table.std(0).tolist()))
+    out["cmc"] = np.mean([t["cmc"] for t in per_trial], axis=0).tolist()  # for CMC figures
     out["per_trial"] = per_trial
     return out
 

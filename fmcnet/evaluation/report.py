@@ -43,6 +43,8 @@ def settings_to_results(settings: dict[str, dict[str, Any]]) -> dict[str, dict[s
         if missing:
             raise ValueError(f"setting {name!r} lacks metric(s) {missing}")
         out[name] = {k: round(float(values[k]), 4) for k in RESULT_METRICS}
+        if "cmc" in values:  # the mean CMC curve (percent), drawn by viz.figures.plot_cmc
+            out[name]["cmc"] = [round(float(v), 4) for v in values["cmc"]]
     return out
 
 
