@@ -77,15 +77,35 @@ def _random_colours(rng: np.random.Generator, n: int, sat=(0.25, 1.0), val=(0.12
     return _hsv_to_rgb(rng.random(n), rng.uniform(*sat, n), rng.uniform(*val, n))
 
 
+def _garment_colours(
+    rng: np.random.Generator, n: int, colourfulness: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Main and pattern colours of a garment, RGB [n, 3] each.
+
+    Saturation is skewed low (most clothes are greys, blacks, navies, beiges), up to
+    `colourfulness`; the pattern colour differs in brightness by 0.2..0.5 so patterns
+    show in luminance too, not only in hue.
+    """
+    val = rng.uniform(0.08, 0.95, n)
+    step = rng.uniform(0.2, 0.5, n)
+    val2 = np.where(val + step <= 0.95, val + step, val - step)
+    val2 = np.where(val2 < 0.05, np.minimum(val + step, 0.95), val2)
+    sat = colourfulness * rng.random((2, n)) ** 1.5
+    return (_hsv_to_rgb(rng.random(n), sat[0], val),
+            _hsv_to_rgb(rng.random(n), sat[1], val2))
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
-def _identities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _identities(
+    rng: np.random.Generator, n: int, coupling: float, colourfulness: float
+) -> dict[str, np.ndarray]:
     """Per-identity appearance; lengths in units of body height, widths are half-widths."""
     p: dict[str, np.ndarray] = {}
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
-    p["height"] = u(0.72, 0.90)  # body height / image height
+    p["height"] = u(0.84, 0.95)  # body height / image height (detector crops are tight)
     p["head"] = u(0.052, 0.078)  # head radius
     p["torso"] = u(0.26, 0.36)  # shoulder-to-hip length
     p["shoulder"] = u(0.085, 0.145)
@@ -105,24 +125,28 @@ def _identities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     p["bag_h"] = u(0.06, 0.13)
     p["hat"] = rng.random(n) < 0.25
     # Colours (visible modality).
-    p["c_upper"] = _random_colours(rng, n)
-    p["c_upper2"] = _random_colours(rng, n)
-    p["c_lower"] = _random_colours(rng, n, sat=(0.1, 0.8), val=(0.1, 0.8))
-    p["c_lower2"] = _random_colours(rng, n)
+    p["c_upper"], p["c_upper2"] = _garment_colours(rng, n, colourfulness)
+    p["c_lower"], p["c_lower2"] = _garment_colours(rng, n, colourfulness)
     tone = rng.uniform(0.25, 0.95, n)
     p["c_skin"] = np.stack([0.45 + 0.5 * tone, 0.3 + 0.45 * tone, 0.2 + 0.4 * tone], -1)
     p["c_hair"] = _random_colours(rng, n, sat=(0.1, 0.6), val=(0.04, 0.45))
     p["c_shoes"] = _random_colours(rng, n, sat=(0.0, 0.5), val=(0.05, 0.7))
     p["c_bag"] = _random_colours(rng, n)
     p["c_hat"] = _random_colours(rng, n)
-    # Thermal signature (infrared modality): emissivity is mostly independent of colour,
-    # with a small dark-absorbs-more term, so each modality carries its own cues.
+    # Thermal signature (infrared modality): a garment's brightness mixes its visible
+    # luminance (weight `coupling`: what lets a network match across modalities) with an
+    # independent per-identity emissivity (what only the infrared modality shows).
+    def emissivity(colour: np.ndarray) -> np.ndarray:
+        return 0.3 + 0.65 * (coupling * _luminance(colour) + (1 - coupling) * rng.random(n))
+
     p["t_skin"] = u(0.70, 0.97)
     p["t_hair"] = u(0.30, 0.55)
-    p["t_upper"] = np.clip(u(0.15, 0.75) + 0.15 * (0.5 - _luminance(p["c_upper"])), 0, 1)
-    p["t_upper2"] = np.clip(p["t_upper"] + rng.choice([-1, 1], n) * u(0.12, 0.35), 0, 1)
-    p["t_lower"] = np.clip(u(0.12, 0.65) + 0.15 * (0.5 - _luminance(p["c_lower"])), 0, 1)
-    p["t_lower2"] = np.clip(p["t_lower"] + rng.choice([-1, 1], n) * u(0.12, 0.3), 0, 1)
+    for part in ("upper", "lower"):
+        base, second = emissivity(p[f"c_{part}"]), emissivity(p[f"c_{part}2"])
+        # Patterns stay visible in infrared: at least 0.12 of contrast.
+        step = second - base
+        step = np.where(step >= 0, 1, -1) * np.maximum(np.abs(step), 0.12)
+        p[f"t_{part}"], p[f"t_{part}2"] = base, np.clip(base + step, 0, 1)
     p["t_shoes"] = u(0.1, 0.35)
     p["t_bag"] = u(0.05, 0.3)  # carried objects are cold
     p["t_hat"] = u(0.2, 0.5)
@@ -160,8 +184,8 @@ def _cameras(rng: np.random.Generator, size: tuple[int, int]) -> dict[int, dict[
             c["background"] = np.clip(bg[..., 0], 0, 1).astype(np.float32)
             c["cast"] = np.ones(3)
         else:
-            wall, ground = _random_colours(rng, 2, sat=(0.0, 0.5), val=(0.3, 0.9))
-            bg = wall * (0.75 + 0.5 * texture) * (1 - floor) + ground * floor
+            wall, ground = _random_colours(rng, 2, sat=(0.0, 0.35), val=(0.3, 0.8))
+            bg = wall * (0.85 + 0.3 * texture) * (1 - floor) + ground * floor
             bg = bg * (1 + rng.uniform(-0.2, 0.2) * yy)
             c["background"] = np.clip(bg, 0, 1).astype(np.float32)
             c["cast"] = 1 + rng.uniform(-0.15, 0.15, 3)  # white-balance colour cast
@@ -290,6 +314,8 @@ def _render(
     light = 1 + cam["light"] * np.linspace(-1, 1, size[1], dtype=np.float32)[None, None, :]
     gain = (cam["gain"] * img["brightness"])[:, None, None].astype(np.float32)
     if cam["infrared"]:
+        # Infrared exposure varies less than visible light: half the log-brightness jitter.
+        gain = np.sqrt(gain * cam["gain"]).astype(np.float32)
         names = ("t_skin", "t_hair", "t_upper", "t_upper2", "t_lower", "t_lower2", "t_shoes",
                  "t_bag", "t_hat")
         table = np.stack([np.zeros(n)] + [idp[k] for k in names], 1).astype(np.float32)
@@ -340,7 +366,10 @@ def _install(tmp: Path, out: Path, overwrite: bool) -> None:
     trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
     os.rename(out, trash)
     os.rename(tmp, out)
-    shutil.rmtree(trash, ignore_errors=True)
+    if trash.is_dir():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        trash.unlink(missing_ok=True)
 
 
 def synthesize(
@@ -351,11 +380,13 @@ def synthesize(
     images_per_camera: int = 6,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     progress: bool = True,
-    jitter: float = 0.05,
-    scale_jitter: float = 0.06,
-    noise: float = 0.04,
-    illumination: float = 0.12,
+    jitter: float = 0.015,
+    scale_jitter: float = 0.02,
+    noise: float = 0.02,
+    illumination: float = 0.05,
     camera_presence: float = 0.8,
+    thermal_coupling: float = 0.95,
+    colourfulness: float = 0.25,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic VI-ReID data set in the SYSU-MM01 layout to `out`; returns `out`.
@@ -366,7 +397,18 @@ def synthesize(
     Difficulty knobs: `jitter` (std of the position offset, fraction of the image),
     `scale_jitter` (std of log scale), `noise` (pixel noise std, 0..1 range),
     `illumination` (std of log per-image brightness), `camera_presence` (probability an
-    identity appears in a camera). The output is byte-identical for equal arguments.
+    identity appears in a camera), `thermal_coupling` (0..1: how much a garment's
+    infrared brightness follows its visible luminance rather than an independent
+    per-identity emissivity), `colourfulness` (0..1: the highest clothing saturation;
+    hue is a cue only the visible modality has). The output is byte-identical for equal
+    arguments.
+
+    Calibration of the defaults (a plain ResNet-18 from random init, ID + batch-hard
+    triplet loss, 120 SGD steps at lr 0.05 of 8 ids x 4 images per modality, 128x64, on
+    the 200-identity set, CPU): all-search single-shot rank-1 about 39 % (chance 2.5 %).
+    At 64x32 the same run gave 24 %; starting from a near gap-free setting (34 % at
+    64x32), colourfulness 0.6 alone brought it to 17 %, thermal_coupling 0.8 alone to
+    14 %, and jitter 0.03 / scale_jitter 0.04 / noise 0.03 / illumination 0.1 to 21 %.
 
     The set is written to a temporary sibling directory and renamed into place, so an
     interrupted run leaves nothing half-written.
@@ -392,11 +434,13 @@ def synthesize(
         "images_per_camera": int(images_per_camera), "image_size": [h, w],
         "jitter": jitter, "scale_jitter": scale_jitter, "noise": noise,
         "illumination": illumination, "camera_presence": camera_presence,
+        "thermal_coupling": thermal_coupling, "colourfulness": colourfulness,
         "version": GENERATOR_VERSION,
     }
     root = np.random.SeedSequence([int(seed), GENERATOR_VERSION])
     s_id, s_cam, s_list, s_img, s_split = root.spawn(5)
-    idp = _identities(np.random.default_rng(s_id), identities)
+    idp = _identities(np.random.default_rng(s_id), identities, thermal_coupling,
+                      colourfulness)
     cams = _cameras(np.random.default_rng(s_cam), (h, w))
     cam_of, ident = _image_list(np.random.default_rng(s_list), identities, images_per_camera,
                                 camera_presence)
@@ -408,7 +452,7 @@ def synthesize(
         "dx": rng.normal(0, jitter, n_img),
         "dy": rng.normal(0, jitter / 2, n_img),
         "scale": np.exp(rng.normal(0, scale_jitter, n_img)),
-        "stride": rng.uniform(0, 0.16, n_img),
+        "stride": rng.uniform(0, 0.1, n_img),
         "shear": shear_cam + rng.normal(0, 0.04, n_img),
         # Mostly the camera's viewpoint; sometimes the person walks the other way.
         "mirror": np.where(mirror_cam ^ (rng.random(n_img) < 0.2), -1.0, 1.0),
