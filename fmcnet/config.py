@@ -103,6 +103,7 @@ class Config:
     weight_decay: float = 5e-4
     nesterov: bool = True
     pretrained_lr_mult: float = 0.1  # pre-trained ResNet parts at 0.1x the base LR
+    omega_lr_mult: float = 0.1  # choice: the SFF weights omega at 0.1x, no weight decay
     disc_lr: float = 0.01  # choice: discriminators' own SGD, same schedule shape
     grad_clip: float | None = None
 

@@ -82,10 +82,18 @@ def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.Optimizer,
     """
     groups = model.parameter_groups()
     mult = cfg.pretrained_lr_mult if model.pretrained_source != "random" else 1.0
+    omega_ids = {id(p) for n, p in model.named_parameters() if "omega" in n}
     param_groups = [
         {"params": groups["pretrained"], "lr_mult": mult, "lr": cfg.lr * mult},
-        {"params": groups["new"], "lr_mult": 1.0, "lr": cfg.lr},
+        {"params": [p for p in groups["new"] if id(p) not in omega_ids], "lr_mult": 1.0,
+         "lr": cfg.lr},
     ]
+    omegas = [p for p in groups["new"] if id(p) in omega_ids]
+    if omegas:
+        # The fusion weights (Eq. 15) see the summed gradient of every feature dimension;
+        # at the base LR they swing sign within a few steps and the fused loss diverges.
+        param_groups.append({"params": omegas, "lr_mult": cfg.omega_lr_mult,
+                             "lr": cfg.lr * cfg.omega_lr_mult, "weight_decay": 0.0})
     if cfg.optimizer == "adam":
         main = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
