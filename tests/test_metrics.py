@@ -187,3 +187,17 @@ def test_re_ranking_does_not_lower_map_on_separated_clusters():
     rr = rank_metrics(re_ranking(q, g), q_pids, g_pids, *cams, protocol="regdb")
     assert rr["mAP"] >= base["mAP"] - 1e-9
     assert rr["mAP"] > 0.95 and base["mAP"] < 0.9  # a case where re-ranking matters
+
+
+def test_stable_order_equals_torch_stable_sort_with_ties_zeros_infs_and_nans():
+    from fmcnet.evaluation.metrics import stable_order
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        q, g = rng.integers(1, 30), rng.integers(1, 200)
+        d = rng.normal(size=(q, g)).astype(np.float32)
+        for value, share in ((0.5, 0.3), (-0.0, 0.05), (0.0, 0.05), (np.inf, 0.03),
+                             (-np.inf, 0.03), (np.nan, 0.03)):
+            d[rng.random((q, g)) < share] = value
+        t = torch.from_numpy(d)
+        assert torch.equal(stable_order(t), torch.sort(t, dim=1, stable=True).indices)

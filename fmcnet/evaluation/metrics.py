@@ -82,6 +82,25 @@ def _check(distmat: torch.Tensor, n_q: int, n_g: int, protocol: str) -> None:
         )
 
 
+def stable_order(dist: torch.Tensor) -> torch.Tensor:
+    """Row-wise argsort of distances, ties broken by gallery index.
+
+    On the CPU with float32 distances this is one unstable numpy sort of unique int64
+    keys -- the distance's order-preserving integer bits in the high half, the column in
+    the low half -- which gives exactly the stable order ~2-4x faster than a stable sort
+    (BENCHMARKS.md). Elsewhere it is `torch.sort(stable=True)`.
+    """
+    if dist.device.type != "cpu" or dist.dtype != torch.float32 or dist.shape[1] >= 2**31:
+        return torch.sort(dist, dim=1, stable=True).indices
+    d = dist.numpy() + np.float32(0)  # -0.0 -> +0.0: equal distances get equal keys
+    bits = d.view(np.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: reverse their bit order
+    bits[np.isnan(d)] = np.iinfo(np.int32).max  # NaN last, as torch.sort puts it
+    key = (bits.astype(np.int64) << 32) | np.arange(d.shape[1], dtype=np.int64)
+    key.sort(axis=1)
+    return torch.from_numpy(key & 0xFFFFFFFF)
+
+
 def _rank_chunk(
     dist: torch.Tensor,
     q_pids: torch.Tensor,
@@ -91,7 +110,7 @@ def _rank_chunk(
     protocol: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """order, keep, matches for a block of query rows (all on one device)."""
-    order = torch.sort(dist, dim=1, stable=True).indices
+    order = stable_order(dist)
     ranked_pids = g_pids[order]
     same_pid = ranked_pids == q_pids[:, None]
     if protocol == "sysu":
