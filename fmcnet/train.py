@@ -433,7 +433,8 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
-            **{f"loss/{n}": float(v) for n, v in zip(term_names, values.mean(0))},
+            **{n if n == "disc_acc" else f"loss/{n}": float(v)
+               for n, v in zip(term_names, values.mean(0))},
             **omega_values(model),
             "images_per_s": n_interval / elapsed if elapsed > 0 else float("nan"),
         }

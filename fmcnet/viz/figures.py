@@ -226,7 +226,8 @@ _PANELS: list[tuple[str, Any]] = [
 ]
 
 
-def plot_training_curves(metrics_jsonl_path_or_records: Any, *, x: str = "step") -> Figure:
+def plot_training_curves(metrics_jsonl_path_or_records: Any, *, x: str = "global_step"
+                         ) -> Figure:
     """Training curves from `metrics.jsonl`: one panel per group that has data.
 
     Groups: per-term losses (`loss/*`), learning rate, the SFF weights (`omega/*`),
