@@ -374,12 +374,12 @@ def train(
         save_config(cfg, run_dir / "config.yaml")
 
     ddp_model = model
-    disc_names = {id(p) for p in model.parameter_groups()["discriminator"]}
+    disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
     if world > 1:
-        # The discriminators learn from a second loss on detached features; DDP handles
-        # one backward per forward, so their gradients are averaged by hand instead.
+        # D's loss is computed outside DDP's forward (on detached features), so DDP would
+        # never reduce D's gradients: D is left out of DDP and averaged by hand instead.
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-            model, [n for n, p in model.named_parameters() if id(p) in disc_names]
+            model, [n for n, p in model.named_parameters() if id(p) in disc_ids]
         )
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
