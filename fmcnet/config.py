@@ -5,7 +5,7 @@ resolve to a `Config` through `make_config`. Three named profiles:
 
 * ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50, 288x144,
   P=4 x K=8 per modality, SGD, 80 epochs, train on train+val, keep the last epoch.
-* ``quick`` -- the CPU demo: ResNet-18 (same split points), 128x64 images, a few epochs.
+* ``quick`` -- the CPU demo: ResNet-18 (same split points), 96x48 images, 240 Adam steps.
 * ``smoke`` -- tests and nbval: a handful of steps on tiny images.
 """
 
