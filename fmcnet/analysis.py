@@ -10,7 +10,7 @@ Sections follow the notebooks:
 * 02 FMC: `plot_adversarial_dynamics`, `discriminator_scores`, `compensation_stats`,
   `plot_discriminator_scores`, `plot_real_vs_generated`;
 * 03 SFF: `omega_history`, `feature_variants`, `retrieval_table`, `fusion_retrieval`;
-* 05 evaluation: `cmc_from_run`;
+* 05 evaluation: the CMC comes from results.json (`viz.figures.plot_cmc`);
 * 06 ablations: `plot_ablation_bars` (the sweep itself is `fmcnet.sweep`).
 
 Figures are `matplotlib.figure.Figure` objects built without pyplot, like `fmcnet.viz`.
@@ -841,28 +841,6 @@ def fusion_retrieval(model: torch.nn.Module, dataset: VIDataset, cfg: Config, *,
     ]
     return retrieval_table(parts[0], parts[1], split, trials=trials or cfg.trials,
                            max_rank=max(cfg.max_rank, 20))
-
-
-# ---------------------------------------------------------------------------------------
-# 05 -- evaluation
-# ---------------------------------------------------------------------------------------
-
-
-def cmc_from_run(run_dir: str | os.PathLike, *, max_rank: int = 20) -> dict[str, np.ndarray]:
-    """Full CMC curves (fractions) of trial 0 of every setting saved in `<run>/eval/*.npz`."""
-    from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
-
-    files = sorted(Path(run_dir, "eval").glob("*.npz"))
-    if not files:
-        raise FMCNetError(f"{run_dir} has no eval/*.npz: evaluate the run first")
-    curves = {}
-    for f in files:
-        z = np.load(f)
-        d = pairwise_distance(z["q_feats"].astype(np.float32), z["g_feats"].astype(np.float32))
-        m = rank_metrics(d, z["q_pids"], z["g_pids"], z["q_cams"], z["g_cams"],
-                         protocol=str(z["protocol"]), max_rank=max_rank)
-        curves[str(z["setting"])] = m["cmc"]
-    return curves
 
 
 # ---------------------------------------------------------------------------------------

@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dataset_info)
 
     p = sub.add_parser("train", help="train, then evaluate and write results.json")
-    p.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: the config's dataset (synthetic)")
     p.add_argument("--root", default=None)
     p.add_argument("--trial", default=None, help="RegDB trial 1..10, or 'all'")
     p.add_argument("--profile", choices=sorted(PROFILES), default="paper")

@@ -214,6 +214,15 @@ _NORMALISED = frozenset({
 })
 
 
+def loss_inputs(out: dict[str, Tensor], cfg: Any) -> dict[str, Tensor]:
+    """The model outputs as the losses see them: fp32, and with `loss_feature_norm="l2"`
+    the features of the distance-based terms L2-normalised (logits stay raw)."""
+    out = {k: _full_precision(v) for k, v in out.items()}
+    if getattr(cfg, "loss_feature_norm", "l2") == "l2":
+        out = {k: F.normalize(v, dim=1) if k in _NORMALISED else v for k, v in out.items()}
+    return out
+
+
 def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg: Any
                 ) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_SFD + L_FMC + L_SFF (Eqs. 10, 12-14, 19) under the config's ablation switches.
@@ -224,10 +233,7 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
     are detached, unweighted equation values of the active terms plus "total".
     """
     _check_same_identities(labels_v, labels_i)
-    out = {k: _full_precision(v) for k, v in out.items()}
-    if getattr(cfg, "loss_feature_norm", "l2") == "l2":
-        # Classifier logits keep the raw features; the distance-based terms see unit vectors.
-        out = {k: F.normalize(v, dim=1) if k in _NORMALISED else v for k, v in out.items()}
+    out = loss_inputs(out, cfg)
     sfd = getattr(cfg, "sfd", True)
     fmc = getattr(cfg, "fmc", True)
     terms: dict[str, Tensor] = {}

@@ -151,8 +151,11 @@ def _metrics(results: dict[str, Any], setting: str | None) -> tuple[str | None, 
     settings = results.get("settings") or {}
     if not settings:
         return None, {}
-    name = setting if setting in settings else next(iter(settings))
-    return name, settings[name]
+    if setting is None:
+        setting = next(iter(settings))
+    if setting not in settings:  # never report another setting's numbers under this one
+        return setting, {}
+    return setting, settings[setting]
 
 
 def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None) -> dict[str, Any]:
@@ -174,6 +177,11 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None) -
                                f"not {profile!r}: choose another --out")
             return info
         setting, metrics = _metrics(results, spec.setting)
+        if not metrics:
+            info["status"] = "conflict"
+            info["message"] = (f"{folder}/results.json has no setting {setting!r}; it holds "
+                               f"{sorted(results.get('settings') or {})}")
+            return info
         info.update(status="done", setting=setting, R1=metrics.get("R1"), mAP=metrics.get("mAP"),
                     dataset=results.get("dataset"), profile=results.get("profile"))
         return info
@@ -201,7 +209,7 @@ def summary_markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
     """rows x (R1, mAP) with the paper's numbers beside, and a status column."""
     lines = [f"**{title}**", ""] if title else []
     lines += [
-        "| row | table | setting | R1 | mAP | paper R1 | paper mAP | status |",
+        "| row | table | label | R1 | mAP | paper R1 | paper mAP | status |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:

@@ -239,23 +239,6 @@ def test_train_or_resume_resumes_or_clears_only_run_outputs(monkeypatch, tmp_pat
     assert (run / "04_train_model.ipynb").exists()
 
 
-def test_cmc_from_run_scores_the_saved_trial(tmp_path):
-    (tmp_path / "eval").mkdir()
-    feats = np.eye(3, dtype=np.float16)
-    np.savez(tmp_path / "eval" / "visible_to_infrared.npz", q_feats=feats, g_feats=feats,
-             q_pids=np.arange(3), g_pids=np.arange(3), q_cams=np.ones(3, np.int64),
-             g_cams=np.full(3, 2), protocol=np.asarray("regdb"),
-             setting=np.asarray("visible_to_infrared"))
-    curves = analysis.cmc_from_run(tmp_path, max_rank=5)
-    assert list(curves) == ["visible_to_infrared"]
-    assert curves["visible_to_infrared"].tolist() == [1.0] * 5
-    with pytest.raises(FMCNetError, match="eval"):
-        analysis.cmc_from_run(tmp_path / "nothing")
-
-
-# ---- data views (notebook 00) -----------------------------------------------------------
-
-
 def test_data_views_on_the_synthetic_fixture(synthetic_dataset):
     ds = synthetic_dataset
     counts = analysis.images_per_camera(ds)

@@ -124,15 +124,21 @@ def test_direction_toggle_and_empty_view():
     assert "no query" in b.header_text
 
 
-def test_step_latency_information(browser):
+def test_thumbnails_are_encoded_once(browser, monkeypatch):
+    import fmcnet.viz.browser as browser_mod
+
     browser.k_slider.value = 10
     n = len(browser.view)
     for pos in range(n):  # cold pass: encodes and caches thumbnails
         browser.query_slider.value = pos
+    encoded = []
+    real = browser_mod._thumbnail
+    monkeypatch.setattr(browser_mod, "_thumbnail", lambda *a: encoded.append(1) or real(*a))
     t0 = time.perf_counter()
     for pos in range(n):
         browser.query_slider.value = (pos + 1) % n
     ms = (time.perf_counter() - t0) / n * 1000
+    assert not encoded, "stepping through seen queries re-encoded thumbnails"
     print(f"\nquery step, k=10, cached thumbnails (no frontend attached): {ms:.2f} ms")
 
 

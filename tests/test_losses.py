@@ -219,3 +219,33 @@ def test_fmcnet_loss_composes_the_active_terms():
     assert set(terms) == {"id", "total"}
     want = F.cross_entropy(out["logits_shared_v"], y) + F.cross_entropy(out["logits_shared_i"], y)
     assert torch.allclose(total, want)
+
+
+def test_fmcnet_loss_uses_the_configured_constants():
+    """Non-default lambdas, margins and weights must reach the equations."""
+    g = torch.Generator().manual_seed(7)
+    y = torch.tensor([0, 0, 1, 1, 3, 3])
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    out = {k: r(6, 5) for k in ("shared_v", "shared_i", "specific_v", "specific_i",
+                                "generated_v", "generated_i", "fused_v", "fused_i")}
+    out.update({k: r(6, 4) for k in ("logits_shared_v", "logits_shared_i", "logits_specific_v",
+                                     "logits_specific_i", "logits_generated_v",
+                                     "logits_generated_i", "logits_fused_v", "logits_fused_i")})
+    out.update(disc_fake_v=r(6), disc_fake_i=r(6))
+    cfg = SimpleNamespace(sfd=True, fmc=True, fusion="sff", lambda1=0.3, lambda2=0.2,
+                          rho1=0.4, rho2=1.5, rho3=1.2, alpha=3.0, rho4=0.9, beta=1.5,
+                          fmc_weight=0.25, loss_feature_norm="l2")
+    total, terms = losses.fmcnet_loss(out, y, y, cfg)
+    seen = losses.loss_inputs(out, cfg)
+    c = {k: losses.class_centers(seen[k], y) for k in seen if not k.startswith(("logits", "disc"))}
+    assert math.isclose(float(terms["shs"]), float(losses.shared_separation_loss(
+        c["shared_v"], c["shared_i"], 1.2, 3.0)), rel_tol=1e-6)
+    assert math.isclose(float(terms["sps"]), float(losses.specific_separation_loss(
+        c["specific_v"], c["specific_i"], 1.5)), rel_tol=1e-6)
+    assert math.isclose(float(terms["dc"]), float(losses.decorrelation_loss(
+        c["specific_v"], c["shared_v"], c["specific_i"], c["shared_i"], 0.4)), rel_tol=1e-6)
+    assert math.isclose(float(terms["mc"]), float(losses.cross_modality_center_loss(
+        c["fused_v"], c["fused_i"], 0.9, 1.5)), rel_tol=1e-6)
+    want = (terms["id"] + terms["shs"] + 0.3 * terms["dc"] + 0.2 * terms["sps"]
+            + 0.25 * (terms["gan_g"] + terms["ic"] + terms["fc"]) + terms["mc"] + terms["fid"])
+    assert math.isclose(float(total), float(want), rel_tol=1e-5)

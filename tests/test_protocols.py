@@ -148,8 +148,16 @@ def test_save_dir_tta_rerank_and_errors(tiny, cfg, tmp_path):
     split = tiny.splits["all/single"]
     with np.load(tmp_path / "all_single.npz") as z:
         assert set(z.files) == {"q_feats", "g_feats", "q_pids", "g_pids", "q_cams", "g_cams",
-                                "q_paths", "g_paths", "protocol", "setting"}
+                                "q_paths", "g_paths", "protocol", "setting", "distmat"}
         rows = split.trials[0]
+        # The saved matrix is the re-ranked one that was scored, and it gives trial 0's numbers.
+        d = z["distmat"]
+        m = rank_metrics(d, z["q_pids"], z["g_pids"], z["q_cams"], z["g_cams"], protocol="sysu")
+        assert out["settings"]["all/single"]["per_trial"][0]["mAP"] == pytest.approx(
+            100 * m["mAP"], abs=1e-4)
+        plain = pairwise_distance(z["q_feats"].astype(np.float32),
+                                  z["g_feats"].astype(np.float32)).numpy()
+        assert not np.allclose(d, plain, atol=1e-3)
         assert z["g_feats"].shape == (len(rows), 6) and z["q_feats"].shape == (16, 6)
         assert z["g_pids"].tolist() == split.gallery.pids[rows].tolist()
         assert z["g_cams"].dtype == np.int64

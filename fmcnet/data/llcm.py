@@ -82,11 +82,13 @@ def load_llcm(root: str | os.PathLike, *, trials: int = 10) -> VIDataset:
     test_ids = read_id_file(id_file, "LLCM")
     train = _train_set(root)
     test = {m: _test_set(root, test_ids, m) for m in ("visible", "infrared")}
-    if not len(test["visible"]) and not len(test["infrared"]):
-        raise DatasetError(
-            f"LLCM root {root} holds no test images: found none under test_vis/cam<c>/<pid %04d>/ "
-            f"or test_nir/cam<c>/<pid %04d>/ for the {len(test_ids)} ids in {id_file}; {_LAYOUT}"
-        )
+    for modality, folder in (("visible", "test_vis"), ("infrared", "test_nir")):
+        # Each direction needs both sides: an empty one would leave nothing to retrieve.
+        if not len(test[modality]):
+            raise DatasetError(
+                f"LLCM root {root} holds no {modality} test images: found none under "
+                f"{folder}/cam<c>/<pid %04d>/ for the {len(test_ids)} ids in {id_file}; {_LAYOUT}"
+            )
     present = set(test["visible"].pids.tolist()) | set(test["infrared"].pids.tolist())
     absent = [p for p in test_ids.tolist() if p not in present]
     if absent:

@@ -87,8 +87,11 @@ def _trial_metrics(d: torch.Tensor, split: EvalSplit, rows: np.ndarray, max_rank
 
 
 def _save_trial0(
-    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor, rows: np.ndarray
+    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor, rows: np.ndarray,
+    distmat: torch.Tensor,
 ) -> None:
+    # The scored distance matrix goes in too, so the browser ranks exactly what the metric
+    # counted (re-ranked distances, no float16 rounding of the features).
     q, g = split.query, split.gallery
     buf = io.BytesIO()
     np.savez(
@@ -100,6 +103,7 @@ def _save_trial0(
         q_paths=np.asarray(q.paths, dtype=str), g_paths=np.asarray([g.paths[i] for i in rows],
                                                                    dtype=str),
         protocol=np.asarray(split.protocol), setting=np.asarray(split.name),
+        distmat=distmat.float().cpu().numpy(),
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -190,7 +194,7 @@ def evaluate_dataset(
             per_trial.append(_trial_metrics(d, split, rows, max_rank))
             if t == 0 and save_dir is not None:
                 path = Path(save_dir) / f"{name.replace('/', '_')}.npz"
-                _save_trial0(path, split, qf, gf, rows)
+                _save_trial0(path, split, qf, gf, rows, d)
         results[name] = _summary(per_trial)
     return {
         "settings": results, "trials": used, "tta": tta, "rerank": rerank,
