@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def test_ensure_synthetic_caches_and_keys(tmp_path, monkeypatch):
         return real(out, **dict(kw, image_size=(32, 16)))
 
     monkeypatch.setattr(synthetic, "synthesize", counted)
+    monkeypatch.setattr(synthetic, "DEFAULT_IMAGE_SIZE", (32, 16))
     cfg = make_config("smoke", synthetic_identities=6, synthetic_images_per_camera=1)
     first = ensure_synthetic(cfg)
     assert first.parent == tmp_path and first.name.startswith("synthetic-")
@@ -152,3 +154,17 @@ def test_ensure_synthetic_caches_and_keys(tmp_path, monkeypatch):
     (first / synthetic.MARKER).unlink()
     assert ensure_synthetic(cfg) == first and len(calls) == 3
     assert (first / synthetic.MARKER).is_file()
+
+    # A set written with other rendering parameters under the same name (an older
+    # generator whose defaults have since changed) is stale: regenerated, not reused.
+    marker = first / synthetic.MARKER
+    recorded = json.loads(marker.read_text())
+    marker.write_text(json.dumps(dict(recorded, jitter=recorded["jitter"] * 3)))
+    assert ensure_synthetic(cfg) == first and len(calls) == 4
+    assert json.loads(marker.read_text())["jitter"] == recorded["jitter"]
+
+
+def test_cache_key_follows_the_difficulty_defaults(monkeypatch):
+    key = synthetic.synthetic_key(6, 0, 1)
+    monkeypatch.setitem(synthetic._KNOB_DEFAULTS, "thermal_coupling", 0.5)
+    assert synthetic.synthetic_key(6, 0, 1) != key

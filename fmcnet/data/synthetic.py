@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -524,15 +525,36 @@ def _progress(total: int, enabled: bool):
 # ---- the cached copy --------------------------------------------------------------------
 
 
+_KNOBS = ("jitter", "scale_jitter", "noise", "illumination", "camera_presence",
+          "thermal_coupling", "colourfulness")
+_KNOB_DEFAULTS = {k: inspect.signature(synthesize).parameters[k].default for k in _KNOBS}
+
+
+def expected_params(identities: int, seed: int, images_per_camera: int) -> dict[str, Any]:
+    """The parameters `synthesize` records in synthetic.json for these arguments and
+    its current defaults (difficulty knobs, image size, generator version)."""
+    params = {"identities": int(identities), "seed": int(seed),
+              "images_per_camera": int(images_per_camera),
+              "image_size": list(DEFAULT_IMAGE_SIZE)}
+    params.update(_KNOB_DEFAULTS)
+    params["version"] = GENERATOR_VERSION
+    return params
+
+
 def synthetic_key(identities: int, seed: int, images_per_camera: int) -> str:
-    """Hash of everything that determines the cached set's bytes."""
-    blob = json.dumps(
-        {"identities": int(identities), "seed": int(seed),
-         "images_per_camera": int(images_per_camera), "version": GENERATOR_VERSION,
-         "image_size": list(DEFAULT_IMAGE_SIZE)},
-        sort_keys=True,
-    )
+    """Hash of everything that determines the cached set's bytes (the knobs' defaults
+    included, so a changed default gives a new set rather than a stale one)."""
+    blob = json.dumps(expected_params(identities, seed, images_per_camera), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _is_current(path: Path, expected: dict[str, Any]) -> bool:
+    """Whether `path` holds a finished set written with exactly `expected` parameters."""
+    try:
+        recorded = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in expected.items())
 
 
 @contextlib.contextmanager
@@ -557,23 +579,26 @@ def ensure_synthetic(cfg: Any) -> Path:
     """The cached synthetic set for `cfg`, generated on first use.
 
     Lives at ``cache_dir() / f"synthetic-{key}"`` where the key hashes
-    cfg.synthetic_identities, cfg.synthetic_seed, cfg.synthetic_images_per_camera and
-    the generator version, so changing any of them gives a fresh set.
+    cfg.synthetic_identities, cfg.synthetic_seed, cfg.synthetic_images_per_camera, the
+    generator version and the difficulty knobs' defaults, so changing any of them gives a
+    fresh set. A set whose synthetic.json records other parameters is regenerated.
     """
     identities = int(getattr(cfg, "synthetic_identities", 300))
     seed = int(getattr(cfg, "synthetic_seed", 0))
     per_cam = int(getattr(cfg, "synthetic_images_per_camera", 6))
+    expected = expected_params(identities, seed, per_cam)
     path = cache_dir() / f"synthetic-{synthetic_key(identities, seed, per_cam)}"
-    if (path / MARKER).is_file():
+    if _is_current(path, expected):
         return path
     with _file_lock(path.with_name(path.name + ".lock")):
-        if (path / MARKER).is_file():  # another process finished while we waited
+        if _is_current(path, expected):  # another process finished while we waited
             return path
         try:
-            # A directory without the marker is a leftover (not ours to keep): replace it.
+            # A directory without a matching marker is a leftover or was written by
+            # another generator (not ours to keep): replace it.
             synthesize(path, identities=identities, seed=seed, images_per_camera=per_cam,
                        progress=bool(getattr(cfg, "progress", True)), overwrite=path.exists())
         except _TargetExists:
-            if not (path / MARKER).is_file():
+            if not _is_current(path, expected):
                 raise
     return path
