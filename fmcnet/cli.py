@@ -134,8 +134,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cfg = make_config("quick", overrides=parse_overrides(args.overrides or []))
     t0 = time.perf_counter()
+    off = [name for name in ("shs", "sps", "dc", "gan", "ic", "fc") if not getattr(cfg, name)]
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
-          f"{cfg.epochs} epochs) on the built-in synthetic set -> {out}")
+          f"{cfg.epochs} epochs{', without L_' + ', L_'.join(off) if off else ''}) on the "
+          f"built-in synthetic set -> {out}")
     result = train(cfg, out, resume=args.resume or (out / "checkpoints" / "last.pt").exists())
     figures = out / "figures"
     save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
