@@ -143,6 +143,11 @@ def test_ensure_synthetic_caches_and_keys(tmp_path, monkeypatch):
     first = ensure_synthetic(cfg)
     assert first.parent == tmp_path and first.name.startswith("synthetic-")
     assert (first / "exp" / "test_id.txt").is_file() and len(calls) == 1
+    # The key covers exactly what the set records about how it was rendered.
+    recorded = json.loads((first / synthetic.MARKER).read_text())
+    counts = {"images", "visible", "infrared"}
+    assert {k: v for k, v in recorded.items() if k not in counts} == \
+        synthetic.expected_params(6, 0, 1)
     assert ensure_synthetic(cfg) == first and len(calls) == 1  # cached
     other = ensure_synthetic(make_config("smoke", synthetic_identities=6,
                                          synthetic_images_per_camera=1, synthetic_seed=5))
