@@ -18,7 +18,7 @@ channels_last, torch.compile; on CUDA) and the FLOPs of one step with an MFU est
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import itertools
 import time
 from typing import Any
@@ -40,11 +40,10 @@ from common import (
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmcnet.config import Config, make_config
-from fmcnet.data.augment import IMAGENET_MEAN, IMAGENET_STD, TrainAugment
+from fmcnet.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from fmcnet.data.sampler import CrossModalitySampler
-from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
-from fmcnet.train import DeviceImages, build_optimizers
+from fmcnet.train import DeviceImages, OnDeviceBatches, TrainStep, build_optimizers
 
 NUM_CLASSES = 395  # SYSU-MM01 train + val identities, as the paper trains
 PHASES = ("data", "forward", "backward", "optimizer")
@@ -94,32 +93,22 @@ def endless(sampler: CrossModalitySampler):
 
 
 class OnDevicePipeline:
-    """Ours, as in `fmcnet.train.train`: gather on the device, augment the batch there."""
+    """Ours, as in `fmcnet.train.train`: `OnDeviceBatches` gathers and augments on the device."""
 
     name = "ours"
 
     def __init__(self, data, cfg: Config, device: torch.device, channels_last: bool):
         images_v, labels_v, images_i, labels_i = data
-        self.images_v = DeviceImages(images_v, device, cfg.data_on_device)
-        self.images_i = DeviceImages(images_i, device, cfg.data_on_device)
-        self.labels_v = torch.from_numpy(labels_v).to(device)
-        self.labels_i = torch.from_numpy(labels_i).to(device)
+        cfg = dataclasses.replace(cfg, channels_last=channels_last)
         self.batches = endless(CrossModalitySampler(labels_v, labels_i, cfg.num_identities,
                                                     cfg.num_instances, seed=cfg.seed))
-        self.augment = TrainAugment.from_config(cfg)
-        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.device, self.channels_last = device, channels_last
+        self.make = OnDeviceBatches(
+            DeviceImages(images_v, device, cfg.data_on_device),
+            DeviceImages(images_i, device, cfg.data_on_device), labels_v, labels_i, cfg,
+            torch.Generator(device=device).manual_seed(cfg.seed))
 
     def __call__(self):
-        idx_v, idx_i = next(self.batches)
-        x_v = self.augment(self.images_v.batch(idx_v), self.generator)
-        x_i = self.augment(self.images_i.batch(idx_i), self.generator)
-        y_v = self.labels_v[torch.from_numpy(idx_v).to(self.device)]
-        y_i = self.labels_i[torch.from_numpy(idx_i).to(self.device)]
-        if self.channels_last:
-            x_v = x_v.contiguous(memory_format=torch.channels_last)
-            x_i = x_i.contiguous(memory_format=torch.channels_last)
-        return x_v, x_i, y_v, y_i
+        return self.make(*next(self.batches))
 
 
 def baseline_transform(cfg: Config):
@@ -215,36 +204,25 @@ class PhaseClock:
             self.last = now
 
 
-class TrainStep:
-    """FMCNet's training step as `fmcnet.train.train` writes it (minus logging)."""
+def make_step(cfg: Config, device: torch.device, *, amp: bool, channels_last: bool,
+              compile: bool = False) -> TrainStep:
+    """`fmcnet.train.TrainStep` -- the step `train()` runs -- on a fresh model and
+    optimizers, with the precision / layout / compile options of one variant."""
+    cfg = dataclasses.replace(cfg, amp=amp, channels_last=channels_last, compile=compile)
+    model = FMCNet.from_config(cfg, NUM_CLASSES).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, disc_optimizer = build_optimizers(model, cfg)
+    return TrainStep(model, cfg, optimizer, disc_optimizer, device=device,
+                     forward=torch.compile(model) if compile else model)
 
-    def __init__(self, cfg: Config, device: torch.device, *, amp: bool, channels_last: bool,
-                 compile: bool = False):
-        self.cfg = cfg
-        self.model = FMCNet.from_config(cfg, NUM_CLASSES).to(device).train()
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer, self.disc_optimizer = build_optimizers(self.model, cfg)
-        self.forward = torch.compile(self.model) if compile else self.model
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if amp and device.type == "cuda" else contextlib.nullcontext())
 
-    def __call__(self, pipeline, clock: PhaseClock) -> None:
-        clock.start()
-        x_v, x_i, y_v, y_i = pipeline()
-        clock.mark("data")
-        with self.autocast:
-            out = self.forward(x_v, x_i)
-            loss, _ = fmcnet_loss(out, y_v, y_i, self.cfg)
-            d_loss, _ = discriminator_loss(self.model, out)
-        clock.mark("forward")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.disc_optimizer.zero_grad(set_to_none=True)
-        (loss + d_loss).backward()
-        clock.mark("backward")
-        self.optimizer.step()
-        self.disc_optimizer.step()
-        clock.mark("optimizer")
+def timed_step(step: TrainStep, pipeline, clock: PhaseClock) -> None:
+    """One batch from `pipeline`, then the real training step, phase by phase."""
+    clock.start()
+    x_v, x_i, y_v, y_i = pipeline()
+    clock.mark("data")
+    step(x_v, x_i, y_v, y_i, mark=clock.mark)
 
 
 def step_flops(cfg: Config) -> float:
@@ -271,7 +249,7 @@ def run_block(step: TrainStep, pipeline, steps: int, breakdown: bool,
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step(pipeline, clock)
+        timed_step(step, pipeline, clock)
     sync(device)
     per_step = (time.perf_counter() - start) / steps
     return per_step, {k: v / steps for k, v in clock.totals.items()}
@@ -345,7 +323,7 @@ def measure_variants(cfg, data, device, *, repeats, steps, flops, peak, compile_
             step_s = default_step_s
         else:
             log(f"  variant {name}")
-            step = TrainStep(cfg, device, **opts)
+            step = make_step(cfg, device, **opts)
             pipeline = OnDevicePipeline(data, cfg, device, opts["channels_last"])
             warmup = 3 if opts.get("compile") else 1
             for _ in range(warmup):
@@ -401,7 +379,7 @@ def main() -> None:
     result["repeats"], result["steps_per_block"] = repeats, steps
     log(f"train_throughput on {result['device']}: {result['shape']}")
 
-    step = TrainStep(cfg, device, amp=amp, channels_last=channels_last)
+    step = make_step(cfg, device, amp=amp, channels_last=channels_last)
     pipelines = [OnDevicePipeline(data, cfg, device, channels_last),
                  PerSampleLoaderPipeline(data, cfg, device, channels_last, workers)]
     runs = compare_pipelines(step, pipelines, repeats=repeats, steps=steps, device=device)
@@ -465,7 +443,7 @@ def paper_step(device: torch.device, quick_flops: float, quick_step_s: float,
         return row
     log(f"one {cfg.backbone} {cfg.height}x{cfg.width} step (estimated {estimate:.0f} s)")
     data = random_training_set(cfg, 8, 4)
-    step = TrainStep(cfg, device, amp=False, channels_last=False)
+    step = make_step(cfg, device, amp=False, channels_last=False)
     step_s, phases = run_block(step, OnDevicePipeline(data, cfg, device, False), 1, True, device)
     row.update({"step_ms": {**ms(phases), "total": rounded(step_s * 1e3)},
                 "images_per_s": rounded(2 * cfg.batch_size / step_s),

@@ -155,6 +155,97 @@ class DeviceImages:
         return x.permute(0, 3, 1, 2)
 
 
+class OnDeviceBatches:
+    """Turns a sampler's index arrays into an augmented training batch on the device.
+
+    Gathers the P x K uint8 images of each modality where they live (`DeviceImages`),
+    augments the whole batch there (`TrainAugment`) and looks up the labels.
+    """
+
+    def __init__(self, images_v: DeviceImages, images_i: DeviceImages, labels_v: np.ndarray,
+                 labels_i: np.ndarray, cfg: Config, generator: torch.Generator) -> None:
+        self.images_v, self.images_i = images_v, images_i
+        self.device = images_v.device
+        self.labels_v = torch.from_numpy(np.asarray(labels_v)).to(self.device)
+        self.labels_i = torch.from_numpy(np.asarray(labels_i)).to(self.device)
+        self.augment = TrainAugment.from_config(cfg)
+        self.generator = generator
+        self.channels_last = cfg.channels_last
+
+    def __call__(self, idx_v: np.ndarray, idx_i: np.ndarray
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x_v = self.augment(self.images_v.batch(idx_v), self.generator)
+        x_i = self.augment(self.images_i.batch(idx_i), self.generator)
+        y_v = self.labels_v[torch.from_numpy(np.asarray(idx_v)).to(self.device)]
+        y_i = self.labels_i[torch.from_numpy(np.asarray(idx_i)).to(self.device)]
+        if self.channels_last:
+            x_v = x_v.contiguous(memory_format=torch.channels_last)
+            x_i = x_i.contiguous(memory_format=torch.channels_last)
+        return x_v, x_i, y_v, y_i
+
+
+class TrainStep:
+    """One training step: forward both halves -> L = L_SFD + L_FMC + L_SFF and the
+    discriminators' loss -> one backward -> both optimizers.
+
+    The one source of the step: `train()` and every benchmark call it. `forward` is the
+    module that runs the batch (the model, its DDP wrapper or a compiled one); `model`
+    is the plain `FMCNet` underneath. `mark(phase)`, when given, is called after the
+    "forward" (losses included), "backward" and "optimizer" phases (benchmarks time
+    them). Returns the detached loss terms of the step, plus "disc_acc".
+    """
+
+    def __init__(self, model: FMCNet, cfg: Config, optimizer: torch.optim.Optimizer,
+                 disc_optimizer: torch.optim.Optimizer, *, device: torch.device,
+                 forward: torch.nn.Module | None = None, world: int = 1) -> None:
+        self.model, self.cfg, self.world = model, cfg, world
+        self.optimizer, self.disc_optimizer = optimizer, disc_optimizer
+        self.forward = forward if forward is not None else model
+        self.autocast_enabled = cfg.amp and device.type == "cuda"
+        self.device = device
+        disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
+        # Clipping bounds the network's update; the discriminators play their own game
+        # with their own optimizer, so their gradients stay out of its norm.
+        self.main_params = [p for p in model.parameters() if id(p) not in disc_ids]
+        self.adversarial = cfg.fmc and cfg.gan
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_enabled:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(self, x_v: torch.Tensor, x_i: torch.Tensor, y_v: torch.Tensor,
+                 y_i: torch.Tensor, mark: Callable[[str], None] | None = None
+                 ) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with self.autocast():
+            out = self.forward(x_v, x_i)
+            loss, terms = fmcnet_loss(out, y_v, y_i, cfg)
+            d_loss, d_terms = (
+                discriminator_loss(self.model, out) if self.adversarial else (None, {})
+            )
+        if mark:
+            mark("forward")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        # One backward serves both players: the generator side sees D through detached
+        # weights, and D's own loss sees detached features, so each optimizer receives
+        # exactly the gradients of its own objective.
+        (loss if d_loss is None else loss + d_loss).backward()
+        if mark:
+            mark("backward")
+        if d_loss is not None and self.world > 1:
+            _average_gradients(self.disc_optimizer, self.world)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.main_params, cfg.grad_clip)
+        self.optimizer.step()
+        if d_loss is not None:
+            self.disc_optimizer.step()
+        if mark:
+            mark("optimizer")
+        return {**terms, **d_terms}
+
+
 # ---------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------
@@ -333,14 +424,11 @@ def train(
                             cfg.data_on_device)
     images_i = DeviceImages(load_images(dataset.train.infrared, size, progress=show), device,
                             cfg.data_on_device)
-    labels_v = torch.from_numpy(dataset.train.visible.labels).to(device)
-    labels_i = torch.from_numpy(dataset.train.infrared.labels).to(device)
 
     model = FMCNet.from_config(cfg, dataset.train.num_classes).to(device)
     # The cached images are NHWC, so batches arrive channels_last; the model follows
     # (faster on GPUs and, measured in bench/, on the CPU too).
-    channels_last = cfg.channels_last
-    if channels_last:
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, disc_optimizer = build_optimizers(model, cfg)
     sampler = CrossModalitySampler(
@@ -349,8 +437,9 @@ def train(
         batches_per_epoch=cfg.steps_per_epoch,
     )
     steps_per_epoch = len(sampler)
-    augment = TrainAugment.from_config(cfg)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
+    batches = OnDeviceBatches(images_v, images_i, dataset.train.visible.labels,
+                              dataset.train.infrared.labels, cfg, generator)
 
     start_epoch, global_step, best = 0, 0, {"mAP": -1.0, "epoch": None}
     if resume:
@@ -374,10 +463,14 @@ def train(
         save_config(cfg, run_dir / "config.yaml")
 
     ddp_model = model
-    disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
     if world > 1:
+        disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
         # D's loss is computed outside DDP's forward (on detached features), so DDP would
         # never reduce D's gradients: D is left out of DDP and averaged by hand instead.
+        # DDP broadcasts rank 0's weights only for the parameters it manages, so D's are
+        # broadcast here: with equal starts and averaged gradients the ranks stay equal.
+        for p in model.parameter_groups()["discriminator"]:
+            dist.broadcast(p.data, src=0)
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             model, [n for n, p in model.named_parameters() if id(p) in disc_ids]
         )
@@ -385,13 +478,8 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=not (cfg.sfd and cfg.fmc),
         )
-    step_fn = ddp_model
-    if cfg.compile:
-        step_fn = torch.compile(ddp_model)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    step = TrainStep(model, cfg, optimizer, disc_optimizer, device=device, world=world,
+                     forward=torch.compile(ddp_model) if cfg.compile else ddp_model)
 
     def checkpoint_state(epoch: int, position: int | None = None) -> dict[str, Any]:
         sampler_state = sampler.state_dict()
@@ -467,39 +555,13 @@ def train(
                 set_lr(optimizer, cfg.lr, factor)
                 set_lr(disc_optimizer, cfg.disc_lr, factor)
 
-                x_v = augment(images_v.batch(idx_v), generator)
-                x_i = augment(images_i.batch(idx_i), generator)
-                y_v = labels_v[torch.from_numpy(idx_v).to(device)]
-                y_i = labels_i[torch.from_numpy(idx_i).to(device)]
-                if channels_last:
-                    x_v = x_v.contiguous(memory_format=torch.channels_last)
-                    x_i = x_i.contiguous(memory_format=torch.channels_last)
-
-                with autocast:
-                    out = step_fn(x_v, x_i)
-                    loss, terms = fmcnet_loss(out, y_v, y_i, cfg)
-                    d_loss, d_terms = (
-                        discriminator_loss(model, out) if cfg.fmc and cfg.gan else (None, {})
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                disc_optimizer.zero_grad(set_to_none=True)
-                # One backward serves both players: the generator side sees D through
-                # detached weights, and D's own loss sees detached features, so each
-                # optimizer receives exactly the gradients of its own objective.
-                (loss if d_loss is None else loss + d_loss).backward()
-                if d_loss is not None and world > 1:
-                    _average_gradients(disc_optimizer, world)
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                x_v, x_i, y_v, y_i = batches(idx_v, idx_i)
                 updating = True
-                optimizer.step()
-                if d_loss is not None:
-                    disc_optimizer.step()
+                all_terms = step(x_v, x_i, y_v, y_i)
                 global_step += 1
                 step_in_epoch += 1
                 updating = False
 
-                all_terms = {**terms, **d_terms}
                 if term_names is None:
                     term_names = list(all_terms)
                 pending.append(torch.stack([all_terms[n].detach().float() for n in term_names]))
