@@ -39,6 +39,12 @@ class Config:
     synthetic_identities: int = 300
     synthetic_seed: int = 0
     synthetic_images_per_camera: int = 6  # mean images per (identity, camera)
+    # The synthetic set's modality gap (fmcnet.data.synthetic.synthesize; these defaults
+    # equal its THERMAL_COUPLING and CROSS_MODAL_PREDICTABILITY, a test checks it): how much
+    # a garment's infrared level follows its visible luminance, and how much of its dye
+    # and infrared level is a rule of its cut, which both modalities show.
+    synthetic_thermal_coupling: float = 0.2
+    synthetic_cross_modal_predictability: float = 0.5
     num_identities: int = 4  # P, identities per batch
     num_instances: int = 8  # K, images per identity *per modality*
     data_on_device: bool = True  # keep uint8 training images on the GPU when they fit

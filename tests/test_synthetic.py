@@ -173,3 +173,98 @@ def test_cache_key_follows_the_difficulty_defaults(monkeypatch):
     key = synthetic.synthetic_key(6, 0, 1)
     monkeypatch.setitem(synthetic._KNOB_DEFAULTS, "thermal_coupling", 0.5)
     assert synthetic.synthetic_key(6, 0, 1) != key
+
+
+# ---- the modality-gap knobs ------------------------------------------------------------
+
+
+def _luminance_levels(root: Path, cams: tuple[int, ...]) -> dict[int, float]:
+    """Per identity: mean luminance of a patch in the middle of the torso (64x32 images)."""
+    weights = np.array([0.299, 0.587, 0.114])
+    levels = {pid: [(im.astype(float) @ weights)[13:24, 14:18].mean() for im in ims]
+              for pid, ims in _images(root, cams).items()}
+    return {pid: float(np.mean(v)) for pid, v in levels.items()}
+
+
+def test_thermal_coupling_ties_infrared_to_visible_luminance(tmp_path):
+    """Across identities, the correlation between a garment's visible luminance and its
+    infrared level follows `thermal_coupling`: ~1 at 0.95, ~0 at 0."""
+    corr = {}
+    for coupling in (0.0, 0.5, 0.95):
+        root = synthesize(tmp_path / f"c{coupling}", seed=0, identities=48, images_per_camera=2,
+                          image_size=(64, 32), progress=False, thermal_coupling=coupling,
+                          cross_modal_predictability=0.0)
+        vis = _luminance_levels(root, synthetic.VISIBLE_CAMS)
+        ir = _luminance_levels(root, synthetic.INFRARED_CAMS)
+        pids = sorted(set(vis) & set(ir))
+        corr[coupling] = np.corrcoef([vis[p] for p in pids], [ir[p] for p in pids])[0, 1]
+    assert corr[0.95] > 0.9
+    assert corr[0.95] > corr[0.5] + 0.2 > corr[0.0] + 0.4
+    assert abs(corr[0.0]) < 0.3
+
+
+def _held_out_r2(values: np.ndarray, groups: np.ndarray) -> float:
+    """R^2 on the second half of the identities of predicting `values` by the mean of
+    their group (garment cut) in the first half: how predictable a property is from the
+    cut, for identities the rule was not fitted on."""
+    half = len(values) // 2
+    fit, test = slice(None, half), slice(half, None)
+    means = {g: values[fit][groups[fit] == g].mean() for g in np.unique(groups[fit])}
+    known = np.array([g in means for g in groups[test]])
+    pred = np.array([means[g] for g in groups[test][known]])
+    truth = values[test][known]
+    return 1 - np.mean((truth - pred) ** 2) / np.var(truth)
+
+
+@pytest.mark.parametrize("part", ["upper", "lower"])
+def test_cross_modal_predictability_ties_dye_and_fabric_to_the_cut(part):
+    """With predictability 1 a garment's visible brightness and its infrared level are a
+    function of its cut (which both modalities show), the same for identities never seen
+    when the rule was learnt; with 0 the cut says nothing about them."""
+    r2 = {}
+    for predictability in (0.0, 0.5, 1.0):
+        idp = synthetic._identities(np.random.default_rng(0), 2000, 0.0, 0.25, predictability)
+        cut = synthetic._cut_index(idp, part)
+        brightness = idp[f"c_{part}"].max(-1)  # HSV value of the dye
+        r2[predictability] = (_held_out_r2(brightness, cut), _held_out_r2(idp[f"t_{part}"], cut))
+    for k in range(2):  # visible, infrared
+        assert r2[1.0][k] > 0.99
+        assert 0.2 < r2[0.5][k] < 0.8
+        assert r2[0.0][k] < 0.05
+
+
+def test_configuration_defaults_are_the_generators():
+    from fmcnet.config import Config
+
+    assert synthetic.config_knobs(Config()) == synthetic._KNOB_DEFAULTS
+    assert Config().synthetic_thermal_coupling == synthetic.THERMAL_COUPLING
+    assert Config().synthetic_cross_modal_predictability == synthetic.CROSS_MODAL_PREDICTABILITY
+
+
+def test_ensure_synthetic_uses_the_configured_knobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMCNET_DATA", str(tmp_path))
+    calls = []
+    real = synthetic.synthesize
+
+    def counted(out, **kw):
+        calls.append(kw)
+        return real(out, **dict(kw, image_size=(32, 16)))
+
+    monkeypatch.setattr(synthetic, "synthesize", counted)
+    monkeypatch.setattr(synthetic, "DEFAULT_IMAGE_SIZE", (32, 16))
+    base = dict(synthetic_identities=6, synthetic_images_per_camera=1)
+    default = ensure_synthetic(make_config("smoke", **base))
+    coupled = ensure_synthetic(make_config("smoke", **base, synthetic_thermal_coupling=0.9,
+                                           synthetic_cross_modal_predictability=1.0))
+    assert coupled != default and len(calls) == 2
+    assert calls[1]["thermal_coupling"] == 0.9 and calls[1]["cross_modal_predictability"] == 1.0
+    recorded = json.loads((coupled / synthetic.MARKER).read_text())
+    assert recorded["thermal_coupling"] == 0.9 and recorded["cross_modal_predictability"] == 1.0
+    assert ensure_synthetic(make_config("smoke", **base, synthetic_thermal_coupling=0.9,
+                                        synthetic_cross_modal_predictability=1.0)) == coupled
+    assert len(calls) == 2  # cached under its own key
+
+
+def test_knobs_out_of_range_are_refused(tmp_path):
+    with pytest.raises(FMCNetError, match=r"thermal_coupling must be in \[0, 1\], got 1.5"):
+        synthesize(tmp_path / "x", thermal_coupling=1.5, **TINY)

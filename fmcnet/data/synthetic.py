@@ -44,7 +44,11 @@ import numpy as np
 from fmcnet.utils import FMCNetError, cache_dir
 
 # Bump when rendering changes: the cache key of `ensure_synthetic` includes it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+# Defaults of the two modality-gap knobs of `synthesize` (the configuration's
+# synthetic_thermal_coupling / synthetic_cross_modal_predictability default to these).
+THERMAL_COUPLING = 0.2
+CROSS_MODAL_PREDICTABILITY = 0.5
 VISIBLE_CAMS = (1, 2, 4, 5)
 INFRARED_CAMS = (3, 6)
 DEFAULT_IMAGE_SIZE = (128, 64)  # (H, W) on disk; the pre-processing cache resizes
@@ -78,32 +82,35 @@ def _random_colours(rng: np.random.Generator, n: int, sat=(0.25, 1.0), val=(0.12
     return _hsv_to_rgb(rng.random(n), rng.uniform(*sat, n), rng.uniform(*val, n))
 
 
-def _garment_colours(
-    rng: np.random.Generator, n: int, colourfulness: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Main and pattern colours of a garment, RGB [n, 3] each.
-
-    Saturation is skewed low (most clothes are greys, blacks, navies, beiges), up to
-    `colourfulness`; the pattern colour differs in brightness by 0.2..0.5 so patterns
-    show in luminance too, not only in hue.
-    """
-    val = rng.uniform(0.08, 0.95, n)
-    step = rng.uniform(0.2, 0.5, n)
-    val2 = np.where(val + step <= 0.95, val + step, val - step)
-    val2 = np.where(val2 < 0.05, np.minimum(val + step, 0.95), val2)
-    sat = colourfulness * rng.random((2, n)) ** 1.5
-    return (_hsv_to_rgb(rng.random(n), sat[0], val),
-            _hsv_to_rgb(rng.random(n), sat[1], val2))
-
-
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
+# Garment cuts whose dye and fabric follow a rule when cross_modal_predictability > 0:
+# upper = pattern kind (5) x short sleeves x coat, lower = pattern kind (3) x shorts.
+_UPPER_CUTS, _LOWER_CUTS = 5 * 2 * 2, 3 * 2
+
+
+def _cut_index(p: dict[str, np.ndarray], part: str) -> np.ndarray:
+    """Index of a garment's cut: what the silhouette and the pattern show in both modalities."""
+    if part == "upper":
+        return (p["upper_pattern"] * 2 + (p["sleeve"] < 1.0)) * 2 + (p["coat"] > 0)
+    return p["lower_pattern"] * 2 + (p["shorts"] < 2.0)
+
+
 def _identities(
-    rng: np.random.Generator, n: int, coupling: float, colourfulness: float
+    rng: np.random.Generator, n: int, coupling: float, colourfulness: float,
+    predictability: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """Per-identity appearance; lengths in units of body height, widths are half-widths."""
+    """Per-identity appearance; lengths in units of body height, widths are half-widths.
+
+    Per garment, three modality-specific properties: the visible dye's brightness and hue
+    and the infrared level (emissivity and warmth of the fabric). Each is
+    `predictability * rule(cut) + (1 - predictability) * own draw`, where `rule` is a
+    lookup table over the garment's cut (one table per property, drawn once for the whole
+    set, so training and test identities share it); the infrared level then mixes in the
+    visible luminance with weight `coupling`.
+    """
     p: dict[str, np.ndarray] = {}
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
     p["height"] = u(0.84, 0.95)  # body height / image height (detector crops are tight)
@@ -125,29 +132,48 @@ def _identities(
     p["bag_w"] = u(0.05, 0.09)
     p["bag_h"] = u(0.06, 0.13)
     p["hat"] = rng.random(n) < 0.25
-    # Colours (visible modality).
-    p["c_upper"], p["c_upper2"] = _garment_colours(rng, n, colourfulness)
-    p["c_lower"], p["c_lower2"] = _garment_colours(rng, n, colourfulness)
+
+    def blend(rule: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        """In [0, 1]: the cut's rule value with weight `predictability`, else a fresh draw."""
+        return predictability * rule[cut] + (1 - predictability) * rng.random(n)
+
+    def infrared_level(colour: np.ndarray, fabric: np.ndarray) -> np.ndarray:
+        return 0.3 + 0.65 * (coupling * _luminance(colour) + (1 - coupling) * fabric)
+
+    for part, cuts in (("upper", _UPPER_CUTS), ("lower", _LOWER_CUTS)):
+        cut = _cut_index(p, part)
+        rule_value, rule_hue, rule_heat = rng.random((3, cuts))
+        # Visible dye: main and pattern colour. Saturation is skewed low (most clothes are
+        # greys, blacks, navies, beiges), up to `colourfulness`; the pattern colour
+        # differs in brightness by 0.2..0.5, so patterns show in luminance, not only hue.
+        val = 0.08 + 0.87 * blend(rule_value, cut)
+        hue = (rule_hue[cut] + (1 - predictability) * rng.random(n)) % 1.0
+        step = rng.uniform(0.2, 0.5, n)
+        val2 = np.where(val + step <= 0.95, val + step, val - step)
+        val2 = np.where(val2 < 0.05, np.minimum(val + step, 0.95), val2)
+        sat = colourfulness * rng.random((2, n)) ** 1.5
+        p[f"c_{part}"] = _hsv_to_rgb(hue, sat[0], val)
+        p[f"c_{part}2"] = _hsv_to_rgb(rng.random(n), sat[1], val2)
+        # Infrared: the fabric's own level (the pattern's 0.15..0.45 away from it), pulled
+        # towards the visible luminance by `coupling`, which is what lets colour be matched
+        # across the gap; patterns keep at least 0.12 of contrast in infrared.
+        own = blend(rule_heat, cut)
+        step = rng.uniform(0.15, 0.45, n)
+        own2 = np.where(own + step <= 1.0, own + step, own - step)
+        base = infrared_level(p[f"c_{part}"], own)
+        second = infrared_level(p[f"c_{part}2"], own2)
+        step = second - base
+        step = np.where(step >= 0, 1, -1) * np.maximum(np.abs(step), 0.12)
+        p[f"t_{part}"], p[f"t_{part}2"] = base, np.clip(base + step, 0, 1)
     tone = rng.uniform(0.25, 0.95, n)
     p["c_skin"] = np.stack([0.45 + 0.5 * tone, 0.3 + 0.45 * tone, 0.2 + 0.4 * tone], -1)
     p["c_hair"] = _random_colours(rng, n, sat=(0.1, 0.6), val=(0.04, 0.45))
     p["c_shoes"] = _random_colours(rng, n, sat=(0.0, 0.5), val=(0.05, 0.7))
     p["c_bag"] = _random_colours(rng, n)
     p["c_hat"] = _random_colours(rng, n)
-    # Thermal signature (infrared modality): a garment's brightness mixes its visible
-    # luminance (weight `coupling`: what lets a network match across modalities) with an
-    # independent per-identity emissivity (what only the infrared modality shows).
-    def emissivity(colour: np.ndarray) -> np.ndarray:
-        return 0.3 + 0.65 * (coupling * _luminance(colour) + (1 - coupling) * rng.random(n))
-
+    # Skin, hair and accessories: their temperatures are independent of their colours.
     p["t_skin"] = u(0.70, 0.97)
     p["t_hair"] = u(0.30, 0.55)
-    for part in ("upper", "lower"):
-        base, second = emissivity(p[f"c_{part}"]), emissivity(p[f"c_{part}2"])
-        # Patterns stay visible in infrared: at least 0.12 of contrast.
-        step = second - base
-        step = np.where(step >= 0, 1, -1) * np.maximum(np.abs(step), 0.12)
-        p[f"t_{part}"], p[f"t_{part}2"] = base, np.clip(base + step, 0, 1)
     p["t_shoes"] = u(0.1, 0.35)
     p["t_bag"] = u(0.05, 0.3)  # carried objects are cold
     p["t_hat"] = u(0.2, 0.5)
@@ -386,7 +412,8 @@ def synthesize(
     noise: float = 0.02,
     illumination: float = 0.05,
     camera_presence: float = 0.8,
-    thermal_coupling: float = 0.95,
+    thermal_coupling: float = THERMAL_COUPLING,
+    cross_modal_predictability: float = CROSS_MODAL_PREDICTABILITY,
     colourfulness: float = 0.25,
     overwrite: bool = False,
 ) -> Path:
@@ -422,6 +449,11 @@ def synthesize(
     if images_per_camera < 1:
         raise FMCNetError(f"images_per_camera must be at least 1, got {images_per_camera}")
     h, w = (int(v) for v in image_size)
+    for name, value in (("thermal_coupling", thermal_coupling),
+                        ("cross_modal_predictability", cross_modal_predictability),
+                        ("colourfulness", colourfulness)):
+        if not 0.0 <= value <= 1.0:
+            raise FMCNetError(f"{name} must be in [0, 1], got {value}")
     if h < 16 or w < 8:
         raise FMCNetError(f"image_size must be at least (16, 8), got {image_size}")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -435,13 +467,15 @@ def synthesize(
         "images_per_camera": int(images_per_camera), "image_size": [h, w],
         "jitter": jitter, "scale_jitter": scale_jitter, "noise": noise,
         "illumination": illumination, "camera_presence": camera_presence,
-        "thermal_coupling": thermal_coupling, "colourfulness": colourfulness,
+        "thermal_coupling": thermal_coupling,
+        "cross_modal_predictability": cross_modal_predictability,
+        "colourfulness": colourfulness,
         "version": GENERATOR_VERSION,
     }
     root = np.random.SeedSequence([int(seed), GENERATOR_VERSION])
     s_id, s_cam, s_list, s_img, s_split = root.spawn(5)
     idp = _identities(np.random.default_rng(s_id), identities, thermal_coupling,
-                      colourfulness)
+                      colourfulness, cross_modal_predictability)
     cams = _cameras(np.random.default_rng(s_cam), (h, w))
     cam_of, ident = _image_list(np.random.default_rng(s_list), identities, images_per_camera,
                                 camera_presence)
@@ -533,21 +567,36 @@ _KNOB_DEFAULTS = {name: p.default for name, p in inspect.signature(synthesize).p
                   if name not in _NOT_KNOBS}
 
 
-def expected_params(identities: int, seed: int, images_per_camera: int) -> dict[str, Any]:
-    """The parameters `synthesize` records in synthetic.json for these arguments and
-    its current defaults (difficulty knobs, image size, generator version)."""
+def config_knobs(cfg: Any) -> dict[str, Any]:
+    """The difficulty knobs a configuration sets: field `synthetic_<knob>` when `cfg` has
+    one (e.g. synthetic_thermal_coupling), else `synthesize`'s default."""
+    return {name: getattr(cfg, f"synthetic_{name}", default)
+            for name, default in _KNOB_DEFAULTS.items()}
+
+
+def expected_params(identities: int, seed: int, images_per_camera: int,
+                    **knobs: Any) -> dict[str, Any]:
+    """The parameters `synthesize` records in synthetic.json for these arguments: the
+    difficulty knobs given in `knobs`, the defaults for the others, the image size and
+    the generator version."""
+    unknown = set(knobs) - set(_KNOB_DEFAULTS)
+    if unknown:
+        raise FMCNetError(f"unknown synthetic knob(s) {sorted(unknown)}; "
+                          f"valid: {sorted(_KNOB_DEFAULTS)}")
     params = {"identities": int(identities), "seed": int(seed),
               "images_per_camera": int(images_per_camera),
               "image_size": list(DEFAULT_IMAGE_SIZE)}
     params.update(_KNOB_DEFAULTS)
+    params.update(knobs)
     params["version"] = GENERATOR_VERSION
     return params
 
 
-def synthetic_key(identities: int, seed: int, images_per_camera: int) -> str:
+def synthetic_key(identities: int, seed: int, images_per_camera: int, **knobs: Any) -> str:
     """Hash of everything that determines the cached set's bytes (the knobs' defaults
     included, so a changed default gives a new set rather than a stale one)."""
-    blob = json.dumps(expected_params(identities, seed, images_per_camera), sort_keys=True)
+    blob = json.dumps(expected_params(identities, seed, images_per_camera, **knobs),
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -583,14 +632,17 @@ def ensure_synthetic(cfg: Any) -> Path:
 
     Lives at ``cache_dir() / f"synthetic-{key}"`` where the key hashes
     cfg.synthetic_identities, cfg.synthetic_seed, cfg.synthetic_images_per_camera, the
-    generator version and the difficulty knobs' defaults, so changing any of them gives a
-    fresh set. A set whose synthetic.json records other parameters is regenerated.
+    difficulty knobs (`config_knobs`: cfg.synthetic_thermal_coupling, ...; the defaults of
+    `synthesize` for knobs the configuration does not name) and the generator version, so
+    changing any of them gives a fresh set. A set whose synthetic.json records other
+    parameters is regenerated.
     """
     identities = int(getattr(cfg, "synthetic_identities", 300))
     seed = int(getattr(cfg, "synthetic_seed", 0))
     per_cam = int(getattr(cfg, "synthetic_images_per_camera", 6))
-    expected = expected_params(identities, seed, per_cam)
-    path = cache_dir() / f"synthetic-{synthetic_key(identities, seed, per_cam)}"
+    knobs = config_knobs(cfg)
+    expected = expected_params(identities, seed, per_cam, **knobs)
+    path = cache_dir() / f"synthetic-{synthetic_key(identities, seed, per_cam, **knobs)}"
     if _is_current(path, expected):
         return path
     with _file_lock(path.with_name(path.name + ".lock")):
@@ -600,7 +652,8 @@ def ensure_synthetic(cfg: Any) -> Path:
             # A directory without a matching marker is a leftover or was written by
             # another generator (not ours to keep): replace it.
             synthesize(path, identities=identities, seed=seed, images_per_camera=per_cam,
-                       progress=bool(getattr(cfg, "progress", True)), overwrite=path.exists())
+                       progress=bool(getattr(cfg, "progress", True)), overwrite=path.exists(),
+                       **knobs)
         except _TargetExists:
             if not _is_current(path, expected):
                 raise
