@@ -150,7 +150,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from fmcnet.sweep import run_sweep
 
-    table = run_sweep(args.spec, profile=args.profile, out=args.out,
+    table = run_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds,
                       overrides=parse_overrides(args.overrides or []))
     print(table)
     return 0
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None)
     p.add_argument("--out", default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="training seeds of every row (default: the spec's)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_sweep)
     return parser

@@ -3,16 +3,19 @@
 A sweep spec (YAML, e.g. `configs/sweeps/ablations.yaml`):
 
 ```yaml
-notebook: notebooks/04_train_model.ipynb   # executed once per row
+notebook: notebooks/04_train_model.ipynb   # executed once per row (runner: notebook)
+runner: notebook                           # notebook (papermill) | train (python -m fmcnet train)
 out: runs/sweep-ablations                  # runs/<sweep>/<row>/ per row, summary.md
 profile: quick                             # default profile (run_sweep(profile=...) wins)
 setting: all/single                        # the results.json setting the table reports
+seeds: [0, 1]                              # training seeds of every row (optional)
 parameters: {}                             # extra papermill parameters for every row
 overrides: {}                              # configuration overrides for every row
 rows:
   t2_base:
     config: configs/ablations/t2_base.yaml # YAML stacked on the profile (optional)
     overrides: {}                          # row overrides (optional)
+    seeds: [0, 1, 2]                       # this row's seeds (optional; beats the spec's)
     table: 2                               # grouping for the table and the bar chart
     label: Base
     paper: {R1: 57.09, mAP: 53.11}
@@ -20,27 +23,36 @@ rows:
     same_as: t2_base_sfd                   # the same model: reuse that row's result
 ```
 
-Each row runs the notebook with parameters `profile`, `run_dir` (the row folder, where
-`train` writes `results.json`), `config_files`, `overrides` and `resume`; the executed
-notebook is kept beside the results as `<row>/<notebook name>`. A row whose
-`results.json` exists (from the same profile) is skipped on a re-run; a failing row is
-reported (message and output notebook) without stopping the others and retried on the
-next run.
+Each run of a row writes one run folder: `<row>/` without seeds, `<row>/seed_<s>/` (the
+configuration's `seed` = s) with them. The notebook runner executes the notebook with
+parameters `profile`, `run_dir` (the run folder, where `train` writes `results.json`),
+`config_files`, `overrides` and `resume` and keeps the executed notebook in the run
+folder; the train runner calls `python -m fmcnet train` in a subprocess (its output in
+`train.log`), which resumes an interrupted run from its last checkpoint. A run whose
+`results.json` exists (from the same profile) is skipped on a re-run; a failing run is
+reported (message and output notebook or log) without stopping the others and retried on
+the next run. A row with seeds reports the mean and the sample standard deviation (n - 1)
+over its finished seeds, of R1 / mAP and of every number in results.json["features"].
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
 FAILED_FILE = "failed.json"
+TRAIN_LOG = "train.log"  # the train runner's output, in the run folder
 
 
 class SweepError(FMCNetError):
@@ -57,6 +69,7 @@ class SweepRow:
     label: str = ""
     paper: dict[str, float] = field(default_factory=dict)
     same_as: str | None = None
+    seeds: list[int] | None = None
 
 
 @dataclass
@@ -69,10 +82,28 @@ class SweepSpec:
     parameters: dict[str, Any]
     overrides: dict[str, Any]
     rows: dict[str, SweepRow]
+    seeds: list[int] | None = None
+    runner: str = "notebook"
 
 
-_SPEC_KEYS = {"notebook", "out", "profile", "setting", "parameters", "overrides", "rows"}
-_ROW_KEYS = {"config", "overrides", "parameters", "table", "label", "paper", "same_as"}
+_SPEC_KEYS = {"notebook", "out", "profile", "setting", "parameters", "overrides", "rows",
+              "seeds", "runner"}
+_ROW_KEYS = {"config", "overrides", "parameters", "table", "label", "paper", "same_as", "seeds"}
+RUNNERS = ("notebook", "train")
+
+
+def _seed_list(value: Any, where: str) -> list[int] | None:
+    """`seeds` from a spec or the command line: None, or a non-empty list of distinct ints."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or len(set(value)) != len(value)):
+        raise SweepError(f"{where}: seeds must be a non-empty list of distinct integers, "
+                         f"got {value!r}")
+    return [int(v) for v in value]
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -93,7 +124,8 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
     if unknown:
         raise SweepError(f"sweep spec {path}: unknown key(s) {sorted(unknown)}; "
                          f"valid: {sorted(_SPEC_KEYS)}")
-    for key in ("notebook", "rows"):
+    required = ("rows",) if data.get("runner") == "train" else ("notebook", "rows")
+    for key in required:
         if key not in data:
             raise SweepError(f"sweep spec {path} lacks `{key}`")
     rows: dict[str, SweepRow] = {}
@@ -110,23 +142,30 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
             parameters=dict(row.get("parameters") or {}), table=str(row.get("table", "")),
             label=str(row.get("label", "")), paper=dict(row.get("paper") or {}),
             same_as=row.get("same_as"),
+            seeds=_seed_list(row.get("seeds"), f"sweep spec {path}, row {name!r}"),
         )
     for row in rows.values():
         if row.same_as is not None and (row.same_as not in rows or rows[row.same_as].same_as):
             raise SweepError(f"sweep spec {path}, row {row.name!r}: same_as must name a row "
                              f"that runs itself, got {row.same_as!r}")
+        if row.same_as is not None and row.seeds is not None:
+            raise SweepError(f"sweep spec {path}, row {row.name!r}: a same_as row reuses the "
+                             f"runs of {row.same_as!r}; give the seeds there")
         if row.config is not None and not _resolve(row.config).is_file():
             raise SweepError(f"sweep spec {path}, row {row.name!r}: config {row.config} "
                              "does not exist")
-    notebook = _resolve(data["notebook"])
-    if not notebook.is_file():
+    runner = data.get("runner", "notebook")
+    if runner not in RUNNERS:
+        raise SweepError(f"sweep spec {path}: runner must be one of {RUNNERS}, got {runner!r}")
+    notebook = _resolve(data.get("notebook") or "notebooks/04_train_model.ipynb")
+    if runner == "notebook" and not notebook.is_file():
         raise SweepError(f"sweep spec {path}: notebook {notebook} does not exist")
     return SweepSpec(
         path=path, notebook=notebook,
         out=_resolve(data.get("out") or f"runs/sweep-{path.stem}"),
         profile=data.get("profile"), setting=data.get("setting"),
         parameters=dict(data.get("parameters") or {}), overrides=dict(data.get("overrides") or {}),
-        rows=rows,
+        rows=rows, seeds=_seed_list(data.get("seeds"), f"sweep spec {path}"), runner=runner,
     )
 
 
@@ -158,17 +197,52 @@ def _metrics(results: dict[str, Any], setting: str | None) -> tuple[str | None, 
     return setting, settings[setting]
 
 
-def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None) -> dict[str, Any]:
-    """What is on disk for `row`: status "done", "failed", "conflict" or "not run"."""
+def row_seeds(spec: SweepSpec, row: SweepRow, seeds: list[int] | None = None) -> list[int | None]:
+    """The training seeds of `row`: `seeds` (the command line) beats the row's, which beat
+    the spec's; `[None]`: one run in the row folder with the configuration's own seed."""
     source = spec.rows[row.same_as] if row.same_as else row
-    folder = out / source.name
-    info: dict[str, Any] = {
-        "row": row.name, "table": row.table, "label": row.label, "paper": row.paper,
-        "folder": str(folder), "R1": None, "mAP": None, "status": "not run", "message": "",
-        "notebook": str(folder / spec.notebook.name),
-    }
-    if row.same_as:
-        info["message"] = f"same model as {row.same_as}"
+    chosen = seeds if seeds is not None else source.seeds if source.seeds is not None else spec.seeds
+    return [None] if chosen is None else list(chosen)
+
+
+def run_folder(out: Path, row_name: str, seed: int | None) -> Path:
+    """`<out>/<row>/` for an unseeded row, `<out>/<row>/seed_<s>/` for seed s."""
+    return out / row_name if seed is None else out / row_name / f"seed_{seed}"
+
+
+def _numbers(tree: Any, prefix: str) -> dict[str, float]:
+    """The numeric leaves of a nested mapping as {"prefix/a/b": value}."""
+    if isinstance(tree, bool):
+        return {}
+    if isinstance(tree, (int, float)):
+        return {prefix: float(tree)}
+    if isinstance(tree, dict):
+        out: dict[str, float] = {}
+        for key, value in tree.items():
+            out.update(_numbers(value, f"{prefix}/{key}"))
+        return out
+    return {}
+
+
+def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
+    """The numbers a run records beyond the table: results.json["features"] (retrieval per
+    feature) and, from the last metrics.jsonl record, the SFF weights and hinge activity."""
+    out = _numbers(results.get("features") or {}, "features")
+    last: dict[str, Any] = {}
+    with contextlib.suppress(OSError):
+        lines = [line for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        with contextlib.suppress(json.JSONDecodeError, IndexError):
+            last = json.loads(lines[-1])
+    out.update({k: float(v) for k, v in last.items()
+                if k.startswith(("omega/", "hinge/")) and isinstance(v, (int, float))})
+    return out
+
+
+def run_status(spec: SweepSpec, folder: Path, profile: str | None) -> dict[str, Any]:
+    """What is on disk in one run folder: status "done", "failed", "conflict" or "not run"."""
+    output = folder / (spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG)
+    info: dict[str, Any] = {"folder": str(folder), "status": "not run", "message": "",
+                            "R1": None, "mAP": None, "notebook": str(output)}
     results = _read_json(folder / "results.json")
     if results is not None:
         if profile is not None and results.get("profile") not in (None, profile):
@@ -183,35 +257,94 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None) -
                                f"{sorted(results.get('settings') or {})}")
             return info
         info.update(status="done", setting=setting, R1=metrics.get("R1"), mAP=metrics.get("mAP"),
-                    dataset=results.get("dataset"), profile=results.get("profile"))
+                    dataset=results.get("dataset"), profile=results.get("profile"),
+                    commit=results.get("commit"), device=results.get("device"),
+                    trials=results.get("trials"),
+                    diagnostics=run_diagnostics(folder, results))
         return info
     failed = _read_json(folder / FAILED_FILE)
     if failed is not None:
         info.update(status="failed", message=failed.get("message", ""),
-                    notebook=failed.get("notebook", info["notebook"]))
+                    notebook=failed.get("notebook", failed.get("log", info["notebook"])))
+    return info
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1; None below two values) of `values`."""
+    if not values:
+        return None, None
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
+def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
+               seeds: list[int] | None = None) -> dict[str, Any]:
+    """The row over its seeds: status ("done" when every seed is), R1 / mAP as the mean of
+    the finished seeds with R1_std / mAP_std, `per_seed` results and `diagnostics`
+    ({name: (mean, std)})."""
+    source = spec.rows[row.same_as] if row.same_as else row
+    wanted = row_seeds(spec, row, seeds)
+    runs = {seed: run_status(spec, run_folder(out, source.name, seed), profile) for seed in wanted}
+    info: dict[str, Any] = {
+        "row": row.name, "table": row.table, "label": row.label, "paper": row.paper,
+        "folder": str(out / source.name), "seeds": [s for s in wanted if s is not None],
+        "status": "not run", "message": f"same model as {row.same_as}" if row.same_as else "",
+    }
+    info["notebook"] = next(iter(runs.values()))["notebook"]
+    done = {seed: r for seed, r in runs.items() if r["status"] == "done"}
+    problems = [(seed, r) for seed, r in runs.items() if r["status"] in ("conflict", "failed")]
+    messages = [info["message"]] if info["message"] else []
+    if problems:
+        seed, r = problems[0]
+        messages.append(r["message"] if seed is None else f"seed {seed}: {r['message']}")
+        info.update(status=r["status"], notebook=r["notebook"])
+    elif done:
+        info["status"] = "done" if len(done) == len(runs) else "partial"
+        if len(done) < len(runs):
+            messages.append(f"seeds {[s for s in runs if s not in done]} not run yet")
+    info["message"] = "; ".join(messages)
+    # A conflicting folder holds another experiment: none of its numbers are reported.
+    usable = {} if problems and problems[0][1]["status"] == "conflict" else done
+    first = next(iter(usable.values()), {})
+    info.update({k: first.get(k) for k in ("setting", "dataset", "profile", "trials")})
+    info["commits"] = sorted({r["commit"] for r in usable.values() if r.get("commit")})
+    info["devices"] = sorted({r["device"] for r in usable.values() if r.get("device")})
+    for metric in ("R1", "mAP"):
+        values = [r[metric] for r in usable.values() if r[metric] is not None]
+        info[metric], info[f"{metric}_std"] = mean_std(values)
+    info["n"] = len(usable)
+    info["per_seed"] = {("default" if s is None else s): {"R1": r["R1"], "mAP": r["mAP"]}
+                        for s, r in usable.items()}
+    names = sorted({k for r in usable.values() for k in r["diagnostics"]})
+    info["diagnostics"] = {k: mean_std([r["diagnostics"][k] for r in usable.values()
+                                        if k in r["diagnostics"]]) for k in names}
     return info
 
 
 def collect_sweep(spec_path: str | os.PathLike | SweepSpec, *, profile: str | None = None,
-                  out: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+                  out: str | os.PathLike | None = None,
+                  seeds: list[int] | None = None) -> list[dict[str, Any]]:
     """The rows' current results (nothing is run): one dict per row, in spec order."""
     spec = spec_path if isinstance(spec_path, SweepSpec) else load_spec(spec_path)
     profile = profile or spec.profile
     out_dir = _resolve(out) if out else default_out(spec, profile)
-    return [row_status(spec, row, out_dir, profile) for row in spec.rows.values()]
+    return [row_status(spec, row, out_dir, profile, seeds) for row in spec.rows.values()]
 
 
-def _fmt(x: Any) -> str:
-    return "—" if x is None else f"{float(x):.2f}"
+def _fmt(x: Any, std: Any = None) -> str:
+    if x is None:
+        return "—"
+    return f"{float(x):.2f}" if std is None else f"{float(x):.2f} ± {float(std):.2f}"
 
 
 def summary_markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
-    """rows x (R1, mAP) with the paper's numbers beside, and a status column."""
+    """rows x (R1, mAP) with the paper's numbers beside, and a status column; with seeds,
+    mean ± sample standard deviation over the finished seeds and their number."""
+    seeded = any(r.get("seeds") for r in rows)
     lines = [f"**{title}**", ""] if title else []
-    lines += [
-        "| row | table | label | R1 | mAP | paper R1 | paper mAP | status |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
+    head = "| row | table | label | R1 | mAP | " + ("seeds | " if seeded else "")
+    lines += [head + "paper R1 | paper mAP | status |",
+              "|---|---|---|---:|---:|" + ("---:|" if seeded else "") + "---:|---:|---|"]
     for r in rows:
         status = r["status"]
         if r.get("message"):
@@ -219,9 +352,11 @@ def summary_markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
         if r["status"] == "failed":
             status += f" (see {r['notebook']})"
         paper = r.get("paper") or {}
+        n = f"{r.get('n', 0)}/{len(r['seeds'])} | " if seeded else ""
         lines.append(
-            f"| {r['row']} | {r.get('table', '')} | {r.get('label', '')} | {_fmt(r['R1'])} | "
-            f"{_fmt(r['mAP'])} | {_fmt(paper.get('R1'))} | {_fmt(paper.get('mAP'))} | "
+            f"| {r['row']} | {r.get('table', '')} | {r.get('label', '')} | "
+            f"{_fmt(r['R1'], r.get('R1_std'))} | {_fmt(r['mAP'], r.get('mAP_std'))} | {n}"
+            f"{_fmt(paper.get('R1'))} | {_fmt(paper.get('mAP'))} | "
             f"{status.replace('|', '/').replace(chr(10), ' ')} |"
         )
     datasets = {r.get("dataset") for r in rows if r.get("dataset")}
@@ -230,6 +365,9 @@ def summary_markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
                       "paper's numbers (SYSU-MM01 all-search single-shot) are for orientation."]
     else:
         lines += ["", "Paper: FMCNet, CVPR 2022, Tables 2-4 (SYSU-MM01 all-search single-shot)."]
+    if seeded:
+        lines += ["", "R1 / mAP: mean ± sample standard deviation (n - 1) over the finished "
+                      "training seeds (seeds: finished / asked)."]
     return "\n".join(lines) + "\n"
 
 
@@ -240,21 +378,44 @@ def _error_message(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def run_row(spec: SweepSpec, row: SweepRow, out: Path, *, profile: str | None,
-            overrides: dict[str, Any] | None = None, kernel_name: str = "python3") -> str | None:
-    """Execute the notebook for one row into `<out>/<row>/`; the error message, or None."""
-    import papermill as pm
+def _cli_value(value: Any) -> str:
+    """A configuration value as the train command line reads it (a YAML scalar or list)."""
+    return value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
 
-    folder = out / row.name
+
+def _run_overrides(spec: SweepSpec, row: SweepRow, overrides: dict[str, Any] | None,
+                   seed: int | None) -> dict[str, Any]:
+    merged = {**spec.overrides, **row.overrides, **(overrides or {})}
+    if seed is not None:
+        merged["seed"] = seed
+    return merged
+
+
+def _fail(folder: Path, message: str, output: Path) -> str:
+    key = "notebook" if output.suffix == ".ipynb" else "log"
+    atomic_write_json(folder / FAILED_FILE, {"message": message, key: str(output)})
+    return message
+
+
+def run_row(spec: SweepSpec, row: SweepRow, out: Path, *, profile: str | None,
+            overrides: dict[str, Any] | None = None, kernel_name: str = "python3",
+            seed: int | None = None) -> str | None:
+    """Run one row (for one seed) into its run folder; the error message, or None."""
+    folder = run_folder(out, row.name, seed)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FAILED_FILE).unlink(missing_ok=True)
+    run_overrides = _run_overrides(spec, row, overrides, seed)
+    if spec.runner == "train":
+        return _train_run(row, folder, profile, run_overrides)
+    import papermill as pm
+
     output = folder / spec.notebook.name
     params: dict[str, Any] = {
         **spec.parameters,
         **row.parameters,
         "run_dir": str(folder),
         "config_files": [str(_resolve(row.config))] if row.config else [],
-        "overrides": {**spec.overrides, **row.overrides, **(overrides or {})},
+        "overrides": run_overrides,
         "resume": True,
     }
     if profile is not None:
@@ -265,13 +426,35 @@ def run_row(spec: SweepSpec, row: SweepRow, out: Path, *, profile: str | None,
             cwd=str(spec.notebook.parent), progress_bar=False, log_output=False,
         )
     except Exception as exc:  # noqa: BLE001 - any failure of a row is reported, not raised
-        message = _error_message(exc)
-        atomic_write_json(folder / FAILED_FILE, {"message": message, "notebook": str(output)})
-        return message
+        return _fail(folder, _error_message(exc), output)
     if not (folder / "results.json").is_file():
-        message = f"the notebook finished but wrote no {folder / 'results.json'}"
-        atomic_write_json(folder / FAILED_FILE, {"message": message, "notebook": str(output)})
-        return message
+        return _fail(folder, f"the notebook finished but wrote no {folder / 'results.json'}",
+                     output)
+    return None
+
+
+def _train_run(row: SweepRow, folder: Path, profile: str | None,
+               overrides: dict[str, Any]) -> str | None:
+    """`python -m fmcnet train` for one run in a subprocess, resuming its last checkpoint."""
+    cmd = [sys.executable, "-m", "fmcnet", "train", "--out", str(folder)]
+    if profile is not None:
+        cmd += ["--profile", profile]
+    if row.config:
+        cmd += ["--config", str(_resolve(row.config))]
+    if (folder / "checkpoints" / "last.pt").is_file():
+        cmd.append("--resume")
+    cmd += [f"{k}={_cli_value(v)}" for k, v in {"progress": False, **overrides}.items()]
+    log = folder / TRAIN_LOG
+    with open(log, "a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                               cwd=str(_resolve(".")))
+    if code != 0:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        return _fail(folder, f"exit status {code}: {lines[-1] if lines else 'no output'}", log)
+    if not (folder / "results.json").is_file():
+        return _fail(folder, f"training finished but wrote no {folder / 'results.json'}", log)
     return None
 
 
@@ -282,17 +465,21 @@ def run_sweep(
     out: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     rows: list[str] | None = None,
+    seeds: list[int] | None = None,
     progress: bool = True,
     kernel_name: str = "python3",
 ) -> str:
-    """Run every row (or `rows`) that has no result yet; write and return the summary table.
+    """Run every row (or `rows`) x seed that has no result yet; write and return the
+    summary table.
 
     `profile` beats the spec's; `out` defaults to `default_out`; `overrides` (e.g. from
-    the command line) apply to every row. Finished rows are skipped, failures reported.
+    the command line) apply to every row; `seeds` replaces the spec's and rows' seeds.
+    Finished runs are skipped, failures reported.
     """
     from tqdm.auto import tqdm
 
     spec = load_spec(spec_path)
+    seeds = _seed_list(seeds, "seeds")
     profile = profile or spec.profile
     out_dir = _resolve(out) if out else default_out(spec, profile)
     wanted = list(spec.rows) if not rows else rows
@@ -301,21 +488,24 @@ def run_sweep(
         raise SweepError(f"unknown row(s) {unknown}; the spec has {list(spec.rows)}")
     # rows that only reuse another row's result run that row instead
     to_run = list(dict.fromkeys(spec.rows[r].same_as or r for r in wanted))
+    runs = [(name, seed) for name in to_run for seed in row_seeds(spec, spec.rows[name], seeds)]
     failures: dict[str, str] = {}
-    bar = tqdm(to_run, desc="sweep", unit="row", disable=not progress)
-    for name in bar:
+    bar = tqdm(runs, desc="sweep", unit="run", disable=not progress)
+    for name, seed in bar:
         row = spec.rows[name]
-        bar.set_postfix_str(name)
-        status = row_status(spec, row, out_dir, profile)
-        if status["status"] in ("done", "conflict"):
+        label = name if seed is None else f"{name} seed {seed}"
+        bar.set_postfix_str(label)
+        folder = run_folder(out_dir, name, seed)
+        if run_status(spec, folder, profile)["status"] in ("done", "conflict"):
             continue
         message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,
-                          kernel_name=kernel_name)
+                          kernel_name=kernel_name, seed=seed)
         if message is not None:
-            failures[name] = message
-            bar.write(f"row {name} failed: {message}\n  see {out_dir / name / spec.notebook.name}")
+            failures[label] = message
+            output = spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG
+            bar.write(f"{label} failed: {message}\n  see {folder / output}")
     bar.close()
-    collected = [row_status(spec, spec.rows[r], out_dir, profile) for r in wanted]
+    collected = [row_status(spec, spec.rows[r], out_dir, profile, seeds) for r in wanted]
     title = f"sweep {spec.path.name} · profile {profile or '(notebook default)'} · {out_dir}"
     table = summary_markdown(collected, title=title)
     atomic_write_text(out_dir / "summary.md", table)

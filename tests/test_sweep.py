@@ -133,3 +133,104 @@ def test_the_ablations_notebook_collects_a_sweep_under_papermill_cli(tmp_path):
     assert "| t2_base | 2 | Base | 40.00 | 30.00 | 57.09 | 53.11 | done |" in text
     assert "| t2_full |" in text and "not run" in text
     assert "| t3_shs |" not in text  # only the rows asked for
+
+
+# ---- seeds -------------------------------------------------------------------------------
+
+
+def _seeded_results(folder: Path, r1: float, mAP: float, features=None, omega=None):
+    _results(folder, r1, mAP)
+    if features is not None:
+        data = json.loads((folder / "results.json").read_text())
+        (folder / "results.json").write_text(json.dumps(dict(data, features=features)))
+    if omega is not None:
+        (folder / "metrics.jsonl").write_text(
+            json.dumps({"global_step": 1, "omega/sff/omega/1": 0.0}) + "\n"
+            + json.dumps({"global_step": 2, "omega/sff/omega/1": omega, "loss/id": 3.0}) + "\n")
+
+
+def test_seeded_rows_aggregate_mean_and_sample_std(tmp_path):
+    """A hand-made case: three seeds of one row, two of another (one missing), a reused row."""
+    path = _spec(tmp_path, {
+        "full": {"table": 2, "label": "full", "seeds": [0, 1, 2]},
+        "base": {"table": 2, "label": "Base"},
+        "again": {"same_as": "full", "table": 3},
+    }, profile="smoke", setting="all/single", seeds=[0, 1])
+    out = tmp_path / "sweep"
+    for seed, (r1, mAP, fused, omega) in enumerate([(10.0, 20.0, 1.0, 0.5), (20.0, 30.0, 2.0, 1.0),
+                                                     (60.0, 40.0, 6.0, 1.5)]):
+        _seeded_results(out / "full" / f"seed_{seed}", r1, mAP,
+                        features={"fused": {"R1": fused}, "note": "text"}, omega=omega)
+    _seeded_results(out / "base" / "seed_0", 5.0, 7.0)
+    rows = {r["row"]: r for r in sweep.collect_sweep(path)}
+    full = rows["full"]
+    assert full["status"] == "done" and full["seeds"] == [0, 1, 2] and full["n"] == 3
+    assert full["R1"] == pytest.approx(30.0) and full["mAP"] == pytest.approx(30.0)
+    # sample std (n - 1): R1 deviations -20, -10, 30 -> sqrt(1400 / 2)
+    assert full["R1_std"] == pytest.approx(700 ** 0.5) and full["mAP_std"] == pytest.approx(10.0)
+    assert full["per_seed"] == {0: {"R1": 10.0, "mAP": 20.0}, 1: {"R1": 20.0, "mAP": 30.0},
+                                2: {"R1": 60.0, "mAP": 40.0}}
+    assert full["diagnostics"]["features/fused/R1"] == pytest.approx((3.0, 7 ** 0.5))
+    assert full["diagnostics"]["omega/sff/omega/1"] == pytest.approx((1.0, 0.5))
+    assert "features/note" not in full["diagnostics"]
+    assert rows["again"]["R1"] == full["R1"] and rows["again"]["seeds"] == [0, 1, 2]
+    base = rows["base"]  # the spec's seeds; one finished: a mean without a spread
+    assert base["status"] == "partial" and base["n"] == 1 and base["seeds"] == [0, 1]
+    assert (base["R1"], base["R1_std"]) == (5.0, None) and "[1] not run" in base["message"]
+    table = sweep.summary_markdown(list(rows.values()))
+    assert "| full | 2 | full | 30.00 ± 26.46 | 30.00 ± 10.00 | 3/3 |" in table
+    assert "| base | 2 | Base | 5.00 | 7.00 | 1/2 |" in table
+    # seeds from the command line replace the spec's and the rows'
+    only = {r["row"]: r for r in sweep.collect_sweep(path, seeds=[2])}
+    assert only["full"]["n"] == 1 and only["full"]["R1"] == 60.0 and only["base"]["n"] == 0
+
+
+def test_mean_std_on_edge_cases():
+    assert sweep.mean_std([]) == (None, None)
+    assert sweep.mean_std([3.0]) == (3.0, None)
+    assert sweep.mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
+
+
+@pytest.mark.parametrize("seeds", [[], [1, 1], ["a"], "0,1", [True]])
+def test_bad_seeds_are_refused(tmp_path, seeds):
+    with pytest.raises(SweepError, match="seeds must be a non-empty list of distinct integers"):
+        sweep.load_spec(_spec(tmp_path, {"a": {}}, seeds=seeds))
+
+
+def test_a_same_as_row_cannot_have_its_own_seeds(tmp_path):
+    with pytest.raises(SweepError, match="give the seeds there"):
+        sweep.load_spec(_spec(tmp_path, {"a": {}, "b": {"same_as": "a", "seeds": [0]}}))
+
+
+@pytest.mark.slow
+def test_seeds_train_distinct_runs_with_the_train_runner(tmp_path):
+    """Two seeds of one row through `python -m fmcnet train`: two run folders with their
+    own seed, different training, one aggregated row; a re-run trains nothing."""
+    path = _spec(tmp_path, {"base": {"config": "configs/ablations/t2_base.yaml", "table": 2,
+                                     "label": "Base"}},
+                 profile="smoke", runner="train", seeds=[0, 1], overrides={"trials": 1})
+    out = tmp_path / "sweep"
+    table = sweep.run_sweep(path, progress=False)
+    folders = [out / "base" / f"seed_{s}" for s in (0, 1)]
+    configs = [yaml.safe_load((f / "config.yaml").read_text()) for f in folders]
+    assert [c["seed"] for c in configs] == [0, 1] and all(c["sfd"] is False for c in configs)
+    assert all(c["trials"] == 1 and c["profile"] == "smoke" for c in configs)
+    first_losses = [json.loads((f / "metrics.jsonl").read_text().splitlines()[0])["loss/total"]
+                    for f in folders]
+    assert first_losses[0] != first_losses[1]  # other initialisation and batches
+    row = sweep.collect_sweep(path)[0]
+    assert row["status"] == "done" and row["n"] == 2 and row["R1_std"] is not None
+    assert "2/2" in table and (out / "summary.md").read_text() == table
+    stamps = [(f / "results.json").stat().st_mtime_ns for f in folders]
+    sweep.run_sweep(path, progress=False)
+    assert [(f / "results.json").stat().st_mtime_ns for f in folders] == stamps
+
+
+def test_the_train_runner_reports_a_failing_run(tmp_path):
+    path = _spec(tmp_path, {"broken": {"overrides": {"no_such_key": 1}}}, profile="smoke",
+                 runner="train")
+    table = sweep.run_sweep(path, progress=False)
+    row = sweep.collect_sweep(path)[0]
+    log = tmp_path / "sweep" / "broken" / sweep.TRAIN_LOG
+    assert row["status"] == "failed" and "unknown configuration key 'no_such_key'" in row["message"]
+    assert row["notebook"] == str(log) and log.is_file() and str(log) in table
