@@ -58,6 +58,9 @@ class Config:
     erase_prob: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.4)
     erase_ratio: float = 0.3  # aspect ratios in [r, 1/r]
+    # Not in the paper: CAJ's channel augmentation (Ye et al., ICCV 2021) for visible
+    # images, the probability that one becomes a random channel (R, G, B or luminance).
+    channel_aug_prob: float = 0.0
 
     # ---- model (issue 3) ---------------------------------------------------------
     backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50

@@ -168,14 +168,15 @@ class OnDeviceBatches:
         self.device = images_v.device
         self.labels_v = torch.from_numpy(np.asarray(labels_v)).to(self.device)
         self.labels_i = torch.from_numpy(np.asarray(labels_i)).to(self.device)
-        self.augment = TrainAugment.from_config(cfg)
+        self.augment_v = TrainAugment.from_config(cfg, "visible")
+        self.augment_i = TrainAugment.from_config(cfg, "infrared")
         self.generator = generator
         self.channels_last = cfg.channels_last
 
     def __call__(self, idx_v: np.ndarray, idx_i: np.ndarray
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x_v = self.augment(self.images_v.batch(idx_v), self.generator)
-        x_i = self.augment(self.images_i.batch(idx_i), self.generator)
+        x_v = self.augment_v(self.images_v.batch(idx_v), self.generator)
+        x_i = self.augment_i(self.images_i.batch(idx_i), self.generator)
         y_v = self.labels_v[torch.from_numpy(np.asarray(idx_v)).to(self.device)]
         y_i = self.labels_i[torch.from_numpy(np.asarray(idx_i)).to(self.device)]
         if self.channels_last:

@@ -123,3 +123,37 @@ def test_cpu_generator_with_cuda_images():
     y = aug(x.cuda(), _gen(7))
     assert y.device.type == "cuda"
     torch.testing.assert_close(y.cpu(), aug(x, _gen(7)))
+
+
+def test_channel_augmentation_picks_one_channel_or_the_luminance():
+    """Each augmented image is R, G, B or its luminance in all three channels; the others
+    are untouched; all four kinds occur; the rate follows channel_prob."""
+    x = _images(400)
+    aug = TrainAugment(pad=0, flip_prob=0.0, erase_prob=0.0, channel_prob=0.5)
+    out = aug.channel_mix(x, _gen(3))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    same = (out == x).flatten(1).all(1)
+    grey = (out[:, 0] == out[:, 1]).flatten(1).all(1) & (out[:, 1] == out[:, 2]).flatten(1).all(1)
+    assert bool((same | grey).all()) and 150 < int(grey.sum()) < 250
+    lum = (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1).round()
+    kinds = torch.stack([(out[:, 0] == x[:, c]).flatten(1).all(1) for c in range(3)]
+                        + [(out[:, 0].float() == lum).flatten(1).all(1)], 1) & grey[:, None]
+    assert bool((kinds.any(1) == grey).all())
+    assert all(int(k) > 20 for k in kinds.sum(0))  # R, G, B and luminance all occur
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    assert aug.channel_mix(x_cl, _gen(3)).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(aug.channel_mix(x_cl, _gen(3)), out)
+
+
+def test_channel_augmentation_is_for_visible_images_and_off_by_default():
+    cfg = make_config("smoke", channel_aug_prob=0.7)
+    assert TrainAugment.from_config(cfg, "visible").channel_prob == 0.7
+    assert TrainAugment.from_config(cfg, "infrared").channel_prob == 0.0
+    assert make_config("paper").channel_aug_prob == 0.0
+    # Off, it draws no random numbers: the augmentation stream is the one it always was.
+    x = _images(6)
+    plain = TrainAugment(pad=2)(x, _gen(5))
+    assert torch.equal(TrainAugment(pad=2, channel_prob=0.0)(x, _gen(5)), plain)
+    grey_all = TrainAugment(pad=2, flip_prob=0.0, erase_prob=0.0, channel_prob=1.0)(x, _gen(5))
+    assert torch.allclose(grey_all[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0],
+                          grey_all[:, 1] * IMAGENET_STD[1] + IMAGENET_MEAN[1], atol=1e-5)

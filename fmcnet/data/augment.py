@@ -2,7 +2,8 @@
 
 Everything runs as whole-batch tensor operations on the images' device: uint8 NCHW
 in, float32 out. Training applies, per sample, pad-10 + random crop (the common
-baselines' choice), a horizontal flip, ImageNet normalisation and random erasing.
+baselines' choice), a horizontal flip, ImageNet normalisation and random erasing; for
+visible images optionally CAJ's channel augmentation (off in the paper's protocol).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch import Tensor
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _ERASE_ATTEMPTS = 10  # as torchvision's RandomErasing
+# Channel augmentation: each row turns RGB into one grey channel (R, G, B, luminance).
+_CHANNEL_WEIGHTS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.299, 0.587, 0.114))
 
 
 def _check_uint8(x: Tensor) -> None:
@@ -53,6 +56,11 @@ class TrainAugment:
     aspect ratio in [r, 1/r] that fits the image; none fits -> no erasing). Choice: the
     rectangle is filled with 0 after normalisation, i.e. the ImageNet mean colour
     (torchvision's default ``value=0``).
+    channel_prob: probability that an image becomes one of its channels, R, G or B, or
+    its luminance (equally likely), copied to all three: the channel augmentation of CAJ
+    (Ye et al., ICCV 2021), for visible images only (``modality="visible"``; infrared
+    images already are three equal channels). Colour is a shortcut inside the visible
+    modality that infrared images cannot match; random channels take it away.
 
     ``__call__(x, generator)`` takes uint8 [B, 3, H, W] and returns float32 in the
     input's memory format on the input's device. Random numbers are drawn on the
@@ -67,11 +75,13 @@ class TrainAugment:
         erase_prob: float = 0.5,
         erase_area: tuple[float, float] = (0.02, 0.4),
         erase_ratio: float = 0.3,
+        channel_prob: float = 0.0,
     ) -> None:
-        if pad < 0 or not 0 <= flip_prob <= 1 or not 0 <= erase_prob <= 1:
+        if (pad < 0 or not 0 <= flip_prob <= 1 or not 0 <= erase_prob <= 1
+                or not 0 <= channel_prob <= 1):
             raise ValueError(
                 f"need pad >= 0 and probabilities in [0, 1], got pad={pad}, "
-                f"flip_prob={flip_prob}, erase_prob={erase_prob}"
+                f"flip_prob={flip_prob}, erase_prob={erase_prob}, channel_prob={channel_prob}"
             )
         lo, hi = (float(a) for a in erase_area)
         if not 0 < lo <= hi <= 1 or not 0 < erase_ratio <= 1:
@@ -81,19 +91,35 @@ class TrainAugment:
             )
         self.pad, self.flip_prob, self.erase_prob = int(pad), float(flip_prob), float(erase_prob)
         self.erase_area, self.erase_ratio = (lo, hi), float(erase_ratio)
+        self.channel_prob = float(channel_prob)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> TrainAugment:
-        return cls(cfg.pad, cfg.flip_prob, cfg.erase_prob, tuple(cfg.erase_area), cfg.erase_ratio)
+    def from_config(cls, cfg: Any, modality: str = "visible") -> TrainAugment:
+        """The training augmentation of `modality`'s images (channel augmentation: visible)."""
+        channel = getattr(cfg, "channel_aug_prob", 0.0) if modality == "visible" else 0.0
+        return cls(cfg.pad, cfg.flip_prob, cfg.erase_prob, tuple(cfg.erase_area), cfg.erase_ratio,
+                   channel)
 
     def __repr__(self) -> str:
         return (f"TrainAugment(pad={self.pad}, flip_prob={self.flip_prob}, "
                 f"erase_prob={self.erase_prob}, erase_area={self.erase_area}, "
-                f"erase_ratio={self.erase_ratio})")
+                f"erase_ratio={self.erase_ratio}, channel_prob={self.channel_prob})")
 
     def _uniform(self, shape: tuple[int, ...], x: Tensor, generator: torch.Generator | None):
         device = generator.device if generator is not None else x.device
         return torch.rand(shape, generator=generator, device=device).to(x.device)
+
+    def channel_mix(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Per sample with probability `channel_prob`: R, G, B or the luminance (rounded)
+        in all three channels; uint8 in, uint8 out, same memory format."""
+        b = x.shape[0]
+        u = self._uniform((b, 2), x, generator)
+        on = u[:, 0] < self.channel_prob
+        pick = (u[:, 1] * len(_CHANNEL_WEIGHTS)).long().clamp_(max=len(_CHANNEL_WEIGHTS) - 1)
+        weights = torch.tensor(_CHANNEL_WEIGHTS, device=x.device)[pick]  # [B, 3]
+        grey = (x.float() * weights[:, :, None, None]).sum(1, keepdim=True).round_()
+        out = torch.where(on[:, None, None, None], grey.clamp_(0, 255).to(torch.uint8), x)
+        return out.contiguous(memory_format=_memory_format(x))
 
     def crop_flip(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Pad + random crop + flip as one gather; uint8 in, uint8 out (NCHW view of NHWC)."""
@@ -140,6 +166,8 @@ class TrainAugment:
         _check_uint8(x)
         fmt = _memory_format(x)
         b, _, h, w = x.shape
+        if self.channel_prob > 0:  # no draws when off: the random stream stays as it was
+            x = self.channel_mix(x, generator)
         out = normalize(self.crop_flip(x, generator))
         if self.erase_prob > 0:
             out = out.masked_fill(self.erase_mask(b, h, w, x, generator), 0.0)
