@@ -150,9 +150,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from fmcnet.sweep import run_sweep
 
-    table = run_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds,
-                      overrides=parse_overrides(args.overrides or []))
-    print(table)
+    overrides = parse_overrides(args.overrides or [])
+    if not args.no_run:
+        print(run_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds,
+                        overrides=overrides))
+    if args.report:
+        from fmcnet.study import write_study
+
+        command = " ".join(["python -m fmcnet sweep", args.spec]
+                           + (["--profile", args.profile] if args.profile else [])
+                           + (["--out", args.out] if args.out else [])
+                           + (["--seeds", *map(str, args.seeds)] if args.seeds else [])
+                           + ["--report", args.report] + list(args.overrides or []))
+        paths = write_study(args.spec, args.report, profile=args.profile, out=args.out,
+                            seeds=args.seeds, command=command)
+        print("study written: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -222,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="training seeds of every row (default: the spec's)")
+    p.add_argument("--report", default=None, metavar="PREFIX",
+                   help="write the study document PREFIX.md, .json and .png (fmcnet.study)")
+    p.add_argument("--no-run", action="store_true",
+                   help="train nothing: collect what exists (with --report: rewrite the document)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_sweep)
     return parser

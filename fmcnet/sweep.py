@@ -40,8 +40,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
 FAILED_FILE = "failed.json"
 TRAIN_LOG = "train.log"  # the train runner's output, in the run folder
+RUN_FILE = "sweep_run.json"  # the train runner's command, wall time and machine per attempt
 
 
 class SweepError(FMCNetError):
@@ -261,6 +264,9 @@ def run_status(spec: SweepSpec, folder: Path, profile: str | None) -> dict[str, 
                     commit=results.get("commit"), device=results.get("device"),
                     trials=results.get("trials"),
                     diagnostics=run_diagnostics(folder, results))
+        attempts = (_read_json(folder / RUN_FILE) or {}).get("attempts") or []
+        info["wall_s"] = sum(a.get("wall_s", 0.0) for a in attempts) if attempts else None
+        info["machine"] = attempts[-1].get("machine") if attempts else None
         return info
     failed = _read_json(folder / FAILED_FILE)
     if failed is not None:
@@ -288,6 +294,7 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
     info: dict[str, Any] = {
         "row": row.name, "table": row.table, "label": row.label, "paper": row.paper,
         "folder": str(out / source.name), "seeds": [s for s in wanted if s is not None],
+        "same_as": row.same_as,
         "status": "not run", "message": f"same model as {row.same_as}" if row.same_as else "",
     }
     info["notebook"] = next(iter(runs.values()))["notebook"]
@@ -309,6 +316,9 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
     info.update({k: first.get(k) for k in ("setting", "dataset", "profile", "trials")})
     info["commits"] = sorted({r["commit"] for r in usable.values() if r.get("commit")})
     info["devices"] = sorted({r["device"] for r in usable.values() if r.get("device")})
+    info["machines"] = sorted({r["machine"] for r in usable.values() if r.get("machine")})
+    walls = [r["wall_s"] for r in usable.values() if r.get("wall_s") is not None]
+    info["wall_s"] = sum(walls) if walls else None
     for metric in ("R1", "mAP"):
         values = [r[metric] for r in usable.values() if r[metric] is not None]
         info[metric], info[f"{metric}_std"] = mean_std(values)
@@ -433,6 +443,15 @@ def run_row(spec: SweepSpec, row: SweepRow, out: Path, *, profile: str | None,
     return None
 
 
+def machine() -> str:
+    """The CPU model and core count (or the GPUs) of this machine, for provenance."""
+    import torch
+
+    from fmcnet.utils import describe_device, pick_device
+
+    return f"{describe_device(pick_device('auto'))}, {platform.system()}, torch {torch.__version__}"
+
+
 def _train_run(row: SweepRow, folder: Path, profile: str | None,
                overrides: dict[str, Any]) -> str | None:
     """`python -m fmcnet train` for one run in a subprocess, resuming its last checkpoint."""
@@ -445,11 +464,20 @@ def _train_run(row: SweepRow, folder: Path, profile: str | None,
         cmd.append("--resume")
     cmd += [f"{k}={_cli_value(v)}" for k, v in {"progress": False, **overrides}.items()]
     log = folder / TRAIN_LOG
+    started = time.time()
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
         code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT,
                                cwd=str(_resolve(".")))
+    # Provenance of every attempt (an interrupted run resumes: its attempts add up).
+    record = _read_json(folder / RUN_FILE) or {"attempts": []}
+    record["attempts"].append({
+        "command": cmd, "exit": code, "wall_s": round(time.time() - started, 1),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "machine": machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    })
+    atomic_write_json(folder / RUN_FILE, record)
     if code != 0:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         return _fail(folder, f"exit status {code}: {lines[-1] if lines else 'no output'}", log)

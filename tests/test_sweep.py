@@ -220,6 +220,10 @@ def test_seeds_train_distinct_runs_with_the_train_runner(tmp_path):
     assert first_losses[0] != first_losses[1]  # other initialisation and batches
     row = sweep.collect_sweep(path)[0]
     assert row["status"] == "done" and row["n"] == 2 and row["R1_std"] is not None
+    attempts = [json.loads((f / sweep.RUN_FILE).read_text())["attempts"] for f in folders]
+    assert [len(a) for a in attempts] == [1, 1] and attempts[1][0]["command"][-1] == "seed=1"
+    assert row["wall_s"] == pytest.approx(sum(a[0]["wall_s"] for a in attempts))
+    assert len(row["machines"]) == 1 and "torch" in row["machines"][0]
     assert "2/2" in table and (out / "summary.md").read_text() == table
     stamps = [(f / "results.json").stat().st_mtime_ns for f in folders]
     sweep.run_sweep(path, progress=False)

@@ -1,0 +1,99 @@
+"""The study document: verdicts, the JSON / Markdown / figure written from a hand-made sweep."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fmcnet import study, sweep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(folder: Path, r1: float, mAP: float, *, coupling: float = 0.2, sfd: bool = True,
+         features: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({
+        "dataset": "synthetic", "profile": "smoke", "commit": "abc1234", "device": "CPU (x, 2 cores)",
+        "trials": 4, "settings": {"all/single": {"R1": r1, "mAP": mAP}},
+        **({"features": features} if features else {}),
+    }))
+    (folder / "config.yaml").write_text(yaml.safe_dump({
+        "dataset": "synthetic", "synthetic_thermal_coupling": coupling, "sfd": sfd,
+        "synthetic_cross_modal_predictability": 0.5, "backbone": "resnet18", "height": 64}))
+    (folder / sweep.RUN_FILE).write_text(json.dumps({"attempts": [
+        {"wall_s": 100.0, "machine": "CPU (x, 2 cores), Linux, torch 2"}]}))
+
+
+def test_verdict_counts_a_difference_only_beyond_both_spreads():
+    a = {"R1": 50.0, "R1_std": 2.0}
+    assert study.verdict(a, {"R1": 45.0, "R1_std": 2.0}) == {
+        "diff": 5.0, "spread": 4.0, "verdict": "better, beyond the seed spread"}
+    assert study.verdict(a, {"R1": 47.0, "R1_std": 2.0})["verdict"] == "within the seed spread"
+    assert study.verdict({"R1": 40.0, "R1_std": 1.0}, {"R1": 45.0, "R1_std": 1.0})["verdict"] == \
+        "worse, beyond the seed spread"
+    assert study.verdict(a, {"R1": 40.0, "R1_std": None})["verdict"] == "no spread (one seed)"
+    assert study.verdict(a, {"R1": None})["verdict"] == "not run"
+
+
+def test_write_study_from_a_hand_made_sweep(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "runner": "train", "out": str(tmp_path / "sweep"), "profile": "smoke",
+        "setting": "all/single", "seeds": [0, 1], "rows": {
+            "t2_base": {"table": 2, "label": "Base", "seeds": [0, 1, 2],
+                        "paper": {"R1": 57.09, "mAP": 53.11}},
+            "t2_full": {"table": 2, "label": "full", "seeds": [0, 1, 2]},
+            "c095_base": {"table": "coupling", "label": "Base", "seeds": [0]},
+            "cdef_base": {"same_as": "t2_base", "table": "coupling", "label": "Base"},
+        }}))
+    out = tmp_path / "sweep"
+    for seed, (b, f) in enumerate([(10.0, 30.0), (12.0, 34.0), (14.0, 38.0)]):
+        _run(out / "t2_base" / f"seed_{seed}", b, b / 2, sfd=False)
+        _run(out / "t2_full" / f"seed_{seed}", f, f / 2,
+             features={"shared": {"R1": f - 5}, "fused": {"R1": f}})
+    _run(out / "c095_base" / "seed_0", 60.0, 50.0, coupling=0.95, sfd=False)
+    paths = study.write_study(spec, tmp_path / "results" / "abl", command="python -m fmcnet x")
+    assert all(p.is_file() for p in paths.values())
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    doc = json.loads(paths["json"].read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    assert rows["t2_full"]["R1_mean"] == pytest.approx(34.0)
+    assert rows["t2_full"]["R1_std"] == pytest.approx(4.0)
+    assert rows["t2_base"]["mAP_mean"] == pytest.approx(6.0)
+    assert rows["t2_base"]["mAP_std"] == pytest.approx(1.0)
+    assert rows["t2_full"]["seeds"] == [0, 1, 2] and rows["c095_base"]["thermal_coupling"] == 0.95
+    assert rows["t2_full"]["diagnostics"]["features/fused/R1"]["mean"] == pytest.approx(34.0)
+    assert doc["synthetic"] is True and doc["provenance"]["commits"] == ["abc1234"]
+    assert doc["provenance"]["runs_finished"] == 7  # the same_as row counts no runs of its own
+    assert doc["provenance"]["wall_s_total"] == pytest.approx(700.0)
+    (comp,) = [c for c in doc["comparisons"] if c["better"] == "t2_full"]
+    assert comp["R1"] == {"diff": pytest.approx(22.0), "spread": pytest.approx(6.0),
+                          "verdict": "better, beyond the seed spread"}
+    md = paths["md"].read_text()
+    assert "python -m fmcnet x" in md and "not SYSU-MM01" in md
+    assert "| t2_full | full | 34.0 ± 4.0 | 17.0 ± 2.0 | 3/3 |" in md
+    assert "| t2_base | Base | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 | 57.09 / 53.11 |" in md
+    assert "| Base | 0.95 | 0.5 | 60.0 | 50.0 | 1/1 |" in md
+    assert "| Base | 0.2 | 0.5 | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 |" in md
+    assert "| row | fused | shared |" in md and "| t2_full | 34.0 ± 4.0 | 29.0 ± 4.0 |" in md
+    assert "| +22.0 | 6.0 | better, beyond the seed spread | +11.0 |" in md
+    assert "Discussion" not in md
+    # A hand-written discussion beside the prefix is copied in.
+    (tmp_path / "results" / "abl.discussion.md").write_text("SFF helps because ...")
+    md = study.write_study(spec, tmp_path / "results" / "abl")["md"].read_text()
+    assert "## Discussion (written by hand for these numbers)\n\nSFF helps because ..." in md
+
+
+def test_the_study_spec_has_every_ablation_row_with_its_seeds():
+    spec = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml")
+    ablations = sweep.load_spec(REPO / "configs" / "sweeps" / "ablations.yaml")
+    assert spec.runner == "train" and spec.setting == "all/single"
+    for name, row in ablations.rows.items():
+        mine = spec.rows[name]
+        assert (mine.config, mine.same_as, mine.paper) == (row.config, row.same_as, row.paper)
+        seeds = sweep.row_seeds(spec, mine)
+        assert len(seeds) >= (3 if row.table == "2" else 2), name
+    coupling = [r for r in spec.rows.values() if r.table == study.COUPLING_TABLE]
+    assert {r.label for r in coupling} == {"Base", "full model"}
