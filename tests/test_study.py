@@ -97,3 +97,20 @@ def test_the_study_spec_has_every_ablation_row_with_its_seeds():
         assert len(seeds) >= (3 if row.table == "2" else 2), name
     coupling = [r for r in spec.rows.values() if r.table == study.COUPLING_TABLE]
     assert {r.label for r in coupling} == {"Base", "full model"}
+
+
+def test_the_sweep_command_writes_the_report_without_training(tmp_path, capsys):
+    from fmcnet.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "runner": "train", "out": str(tmp_path / "sweep"), "profile": "smoke",
+        "setting": "all/single", "rows": {"t2_base": {"table": 2, "label": "Base"}}}))
+    _run(tmp_path / "sweep" / "t2_base" / "seed_3", 20.0, 10.0)
+    prefix = tmp_path / "out" / "study"
+    assert main(["sweep", str(spec), "--seeds", "3", "--no-run", "--report", str(prefix)]) == 0
+    assert "study written" in capsys.readouterr().out
+    md = prefix.with_suffix(".md").read_text()
+    assert f"python -m fmcnet sweep {spec} --seeds 3 --report {prefix}" in md
+    assert "| t2_base | Base | 20.0 | 10.0 | 1/1 |" in md
+    assert not (tmp_path / "sweep" / "t2_base" / "seed_3" / "train.log").exists()  # nothing ran

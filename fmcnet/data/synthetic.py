@@ -13,13 +13,46 @@ Each identity is a rendered pedestrian with its own body proportions (head, tors
 legs, shoulders), clothing colours and patterns (plain, stripes, checks, diagonals at
 a per-identity frequency), sleeves, trousers or shorts, a bag and a hat. Visible
 cameras render colour; infrared cameras render a heat image (three equal channels, as
-SYSU-MM01 stores them) in which colour is lost but shape and pattern survive, and
-brightness follows a per-identity *thermal signature* (skin temperature, clothing
-emissivity) that is only loosely tied to the colours. Both modalities thus hold
-modality-specific identity information, which is what FMCNet's specific branches and
-compensation are about. Cameras differ in background, illumination (gain and colour
+SYSU-MM01 stores them). Cameras differ in background, illumination (gain and colour
 cast) and viewpoint (mirroring, shear); images jitter in position, scale, stride and
 noise. The difficulty knobs are keyword arguments of `synthesize`.
+
+The modality gap
+----------------
+What crosses it, as in real thermal and near-infrared images: body proportions, the cut
+of the clothes (sleeves, shorts, coat), the garment patterns (kind, frequency, phase;
+they keep at least 0.12 of contrast in infrared), bag and hat, and bare skin (warm in
+infrared). What does not: each garment's visible dye (brightness and hue), skin tone and
+hair colour are seen only by the visible cameras, and each garment's infrared level (the
+emissivity and warmth of its fabric), skin and hair temperature only by the infrared
+ones. So both modalities hold identity information of their own, which is what FMCNet's
+specific branches decompose. Two knobs relate the two sides:
+
+* `thermal_coupling` -- the weight of a garment's visible luminance in its infrared
+  level. Near 1 the infrared image is a grey-level copy of the visible one and colour
+  brightness is a shortcut across the gap (the first generator's default, 0.95); real
+  thermal (RegDB) and near-infrared (SYSU-MM01) images follow the visible luminance only
+  loosely. Across identities, the correlation of mid-torso luminance between the
+  modalities is about 0 / 0.56 / 0.98 at coupling 0 / 0.5 / 0.95 (with predictability 0;
+  tests/test_synthetic.py measures it).
+* `cross_modal_predictability` -- the share of each garment's visible dye (brightness,
+  hue) and of its infrared level that is a fixed rule of the garment's cut (upper: pattern
+  kind x short sleeves x coat; lower: pattern kind x shorts), one rule for the whole set,
+  so training and test identities share it; the rest is the identity's own draw.
+
+What compensation needs, and what this knob can and cannot show. FMC generates the other
+modality's specific feature from the shared one, G_{I->V}(F_sh,I) ~ F_sp,V, and is
+trained on the training identities. It can help retrieval of unseen identities only
+through modality-specific cues that carry identity *and* are predictable, across
+identities, from what crosses the gap. With predictability 0 the dye and the fabric are
+private to their modality: no generator can predict them and the best it can output is
+their mean. With predictability 1 they follow the cut, a rule a generator can learn on
+training identities and apply to test identities. Information-theoretically a generated
+feature is a function of F_sh, so compensation cannot add identity information that the
+shared feature lacks. What it can change is the form: in the fused feature the gallery's
+real dye meets the query's prediction of it, a large, easily read cue standing in for
+cut attributes that F_sh holds only as subtle shape, which the Euclidean distance may
+use better. Or it may not help at all; results/synthetic_ablations.md measures it.
 
 Rendering is vectorised numpy: every body part is a boolean mask over coordinate grids
 of a whole chunk of images, painted into a part-index map that looks up colours (or
@@ -426,10 +459,11 @@ def synthesize(
     `scale_jitter` (std of log scale), `noise` (pixel noise std, 0..1 range),
     `illumination` (std of log per-image brightness), `camera_presence` (probability an
     identity appears in a camera), `thermal_coupling` (0..1: how much a garment's
-    infrared brightness follows its visible luminance rather than an independent
-    per-identity emissivity), `colourfulness` (0..1: the highest clothing saturation;
-    hue is a cue only the visible modality has). The output is byte-identical for equal
-    arguments.
+    infrared level follows its visible luminance rather than its fabric),
+    `cross_modal_predictability` (0..1: how much of a garment's dye and fabric is a rule
+    of its cut, which both modalities show; see the module docstring), `colourfulness`
+    (0..1: the highest clothing saturation; hue is a cue only the visible modality has).
+    The output is byte-identical for equal arguments.
 
     Calibration of the defaults (a plain ResNet-18 from random init, ID + batch-hard
     triplet loss, 120 SGD steps at lr 0.05 of 8 ids x 4 images per modality, 128x64, on
