@@ -60,7 +60,7 @@ def retrieval_table(q_parts: Mapping[str, Any], g_parts: Mapping[str, Any], spli
     """R1 / R10 / mAP / mINP (percent, mean over trials) of each feature variant on `split`.
 
     `q_parts` / `g_parts`: `model.extract` parts of the split's queries and whole gallery
-    pool; each trial selects its gallery rows, as `evaluate_dataset` does.
+    pool; each trial selects its rows (`EvalSplit.trial_rows`), as `evaluate_dataset` does.
     """
     import pandas as pd
 
@@ -74,9 +74,11 @@ def retrieval_table(q_parts: Mapping[str, Any], g_parts: Mapping[str, Any], spli
         d = pairwise_distance(qv[name], gv[name])
         per = []
         for t in range(n):
-            r = np.asarray(split.trials[t], dtype=np.int64)
-            m = rank_metrics(d[:, torch.as_tensor(r)], q.pids, g.pids[r], q.cams, g.cams[r],
-                             protocol=split.protocol, max_rank=max_rank)
+            qr, gr = (np.arange(len(x)) if r is None else r
+                      for x, r in zip((q, g), split.trial_rows(t)))
+            m = rank_metrics(d[torch.as_tensor(qr)][:, torch.as_tensor(gr)], q.pids[qr],
+                             g.pids[gr], q.cams[qr], g.cams[gr], protocol=split.protocol,
+                             max_rank=max_rank)
             per.append([m["cmc"][0], m["cmc"][min(9, max_rank - 1)], m["mAP"], m["mINP"]])
         rows[name] = dict(zip(("R1", "R10", "mAP", "mINP"), (100 * np.mean(per, 0)).tolist()))
     return pd.DataFrame(rows).T
@@ -95,7 +97,8 @@ def fusion_retrieval(model: torch.nn.Module, dataset: VIDataset, cfg: Config, *,
     device = pick_device(cfg.device)
     parts = [
         extract_features(model, load_images(s, cfg.image_size, progress=False), s.modality,
-                         device=device, batch_size=cfg.eval_batch_size, amp=cfg.amp, parts=True)
+                         device=device, batch_size=cfg.eval_batch_size, amp=cfg.eval_amp,
+                         parts=True)
         for s in (split.query, split.gallery)
     ]
     return retrieval_table(parts[0], parts[1], split, trials=trials or cfg.trials,
