@@ -136,6 +136,16 @@ class Config:
     tta: bool = False  # flip test-time augmentation
     rerank: bool = False  # k-reciprocal re-ranking
     max_rank: int = 20
+    # Which published protocol a number is comparable with (issue 13, docs/datasets.md).
+    # SYSU-MM01 galleries: "owners" (exp/rand_perm_cam.mat, the official MATLAB protocol),
+    # "agw" (random.seed(trial) + random.choice, what AGW-lineage papers report; single-
+    # shot only), "seeded" (this repo's own draw), "auto" (owners when the .mat file is
+    # present, else agw for single-shot and seeded for multi-shot).
+    gallery_sampler: str = "auto"
+    llcm_protocol: str = "deen"  # deen (as DEEN's code evaluates LLCM) | literal
+    # bf16 autocast for test-time features on CUDA; off: fp32, as the reference code
+    # evaluates (training's `amp` does not apply to reported numbers).
+    eval_amp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -299,6 +309,8 @@ def validate(cfg: Config) -> None:
         "fusion": ("sff", "concat", "none"),
         "loss_feature_norm": ("l2", "none"),
         "optimizer": ("sgd", "adam"),
+        "gallery_sampler": ("auto", "owners", "agw", "seeded"),
+        "llcm_protocol": ("deen", "literal"),
     }
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
