@@ -6,7 +6,7 @@ tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
 * `runs` (every notebook): `repo_path`, `run_folder`, `notebook_config`,
   `train_or_resume`, `LiveCurves`, `describe_run`, `loss_history`;
 * `data` (00): `dataset_report`, `samples_by_camera`, `pixel_intensities`,
-  `images_per_camera`;
+  `images_per_camera`, `modality_pairs`, `torso_levels`, `plot_torso_levels`;
 * `features` (01, 02, 07): `FeatureSet` / `decomposed_features`, `pca_2d`;
 * `decompose` (01, SFD): `sample_batch`, `trace_shapes`, `separation_stats`,
   `md_comparison`, `plot_decomposition`;
@@ -34,8 +34,11 @@ from fmcnet.analysis.compensate import (
 from fmcnet.analysis.data import (
     dataset_report,
     images_per_camera,
+    modality_pairs,
     pixel_intensities,
+    plot_torso_levels,
     samples_by_camera,
+    torso_levels,
 )
 from fmcnet.analysis.decompose import (
     MD_SETTINGS,
@@ -71,9 +74,10 @@ __all__ = [
     "DIRECTIONS", "MD_SETTINGS", "Batch", "FeatureSet", "LiveCurves", "MDComparison",
     "compensation_stats", "dataset_report", "decomposed_features", "describe_run",
     "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",
-    "loss_history", "md_comparison", "notebook_config", "omega_history", "pca_2d",
+    "loss_history", "md_comparison", "modality_pairs", "notebook_config", "omega_history", "pca_2d",
     "pixel_intensities", "plot_ablation_bars", "plot_adversarial_dynamics",
     "plot_decomposition", "plot_discriminator_scores", "plot_real_vs_generated",
+    "plot_torso_levels", "torso_levels",
     "real_and_generated", "repo_path", "repo_root", "retrieval_table", "run_folder",
     "runs_root", "sample_batch", "samples_by_camera", "separation_stats", "trace_shapes",
     "train_or_resume", "with_switches",
