@@ -26,10 +26,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
-from matplotlib.figure import Figure
 
+from fmcnet.analysis.ablations import COUPLING_TABLE, _coupling
 from fmcnet.sweep import (
     SweepSpec,
     collect_sweep,
@@ -54,7 +53,6 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("t2_full", "t4_gan_ic", "L_FC over L_GAN + L_IC"),
     ("t2_full", "t4_ic_fc_no_gan", "L_GAN over L_IC + L_FC"),
 )
-COUPLING_TABLE = "coupling"
 
 
 def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "R1"
@@ -292,11 +290,6 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
     return "\n".join(out)
 
 
-def _coupling(row: Mapping[str, Any]) -> float:
-    value = (row.get("config") or {}).get("synthetic_thermal_coupling")
-    return float(value) if value is not None else float("nan")
-
-
 def _num(x: Any, *, sign: bool = False) -> str:
     if x is None:
         return "—"
@@ -315,57 +308,11 @@ def _fmt_values(values: Mapping[str, list[Any]]) -> str:
     return "; ".join(parts)
 
 
-def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
-    """R1 and mAP per row of Tables 2-4 (mean, sample-std error bars, one dot per seed)
-    and, when the spec has coupling rows, R1 against the thermal coupling."""
-    tables = [t for t in dict.fromkeys(str(r.get("table", "")) for r in rows)
-              if t != COUPLING_TABLE]
-    coupling = [r for r in rows if str(r.get("table", "")) == COUPLING_TABLE]
-    panels = len(tables) + (1 if coupling else 0)
-    fig = Figure(figsize=(3.9 * panels + 0.6, 4.0), layout="constrained")
-    axes = fig.subplots(1, max(panels, 1), squeeze=False)[0]
-    colours = {"R1": "#1f77b4", "mAP": "#ff7f0e"}
-    for ax, table in zip(axes, tables):
-        sel = [r for r in rows if str(r.get("table", "")) == table]
-        x = np.arange(len(sel))
-        for k, metric in enumerate(("R1", "mAP")):
-            pos = x + (k - 0.5) * 0.38
-            means = [r.get(metric) if r.get(metric) is not None else np.nan for r in sel]
-            stds = [r.get(f"{metric}_std") or 0.0 for r in sel]
-            ax.bar(pos, means, width=0.38, yerr=stds, capsize=3, color=colours[metric],
-                   alpha=0.8, label=metric)
-            for p, r in zip(pos, sel):
-                dots = [v[metric] for v in (r.get("per_seed") or {}).values()
-                        if v.get(metric) is not None]
-                ax.plot([p] * len(dots), dots, "k.", ms=4)
-        ax.set_xticks(x, [r.get("label") or r["row"] for r in sel], rotation=35, ha="right",
-                      fontsize=8)
-        ax.set_title(f"Table {table} (synthetic set)" if table else "rows", fontsize=10)
-        ax.set_ylabel("% (mean ± std over seeds; dots: seeds)")
-        ax.grid(axis="y", alpha=0.3)
-    if tables:
-        axes[0].legend(fontsize=8)
-    if coupling:
-        ax = axes[len(tables)]
-        for label in dict.fromkeys(r.get("label", "") for r in coupling):
-            sel = sorted((r for r in coupling if r.get("label", "") == label), key=_coupling)
-            xs = [_coupling(r) for r in sel]
-            ys = [r.get("R1") if r.get("R1") is not None else np.nan for r in sel]
-            es = [r.get("R1_std") or 0.0 for r in sel]
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
-        ax.set_xlabel("thermal coupling (infrared level follows visible luminance)")
-        ax.set_ylabel("all-search R1 (%)")
-        ax.set_title("Base vs full across the modality gap", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return fig
-
-
 def write_study(spec_path: str | os.PathLike, prefix: str | os.PathLike, *,
                 profile: str | None = None, out: str | os.PathLike | None = None,
                 seeds: list[int] | None = None, command: str = "") -> dict[str, Path]:
     """Collect the sweep and write `<prefix>.md`, `.json` and `.png`; returns their paths."""
-    from fmcnet.analysis import repo_path
+    from fmcnet.analysis import plot_study, repo_path
     from fmcnet.viz.figures import save_figure
 
     spec = load_spec(spec_path)
@@ -397,5 +344,5 @@ def write_study(spec_path: str | os.PathLike, prefix: str | os.PathLike, *,
     return paths
 
 
-__all__ = ["COMPARISONS", "plot_study", "provenance", "study_markdown", "study_rows", "verdict",
+__all__ = ["COMPARISONS", "provenance", "study_markdown", "study_rows", "verdict",
            "write_study"]

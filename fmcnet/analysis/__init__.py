@@ -15,13 +15,14 @@ tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
   `real_and_generated`;
 * `fuse` (03, SFF): `omega_history`, `feature_variants`, `retrieval_table`,
   `fusion_retrieval`;
-* `ablations` (06): `plot_ablation_bars` (the sweep itself is `fmcnet.sweep`).
+* `ablations` (06): `plot_ablation_bars`, `plot_study` (the sweep itself is
+  `fmcnet.sweep`, the study document `fmcnet.study`).
 
 Notebook 05's CMC comes from results.json (`fmcnet.viz.figures.plot_cmc`).
 Figures are `matplotlib.figure.Figure` objects built without pyplot, like `fmcnet.viz`.
 """
 
-from fmcnet.analysis.ablations import plot_ablation_bars
+from fmcnet.analysis.ablations import COUPLING_TABLE, plot_ablation_bars, plot_study
 from fmcnet.analysis.compensate import (
     DIRECTIONS,
     compensation_stats,
@@ -71,13 +72,13 @@ from fmcnet.analysis.runs import (
 )
 
 __all__ = [
-    "DIRECTIONS", "MD_SETTINGS", "Batch", "FeatureSet", "LiveCurves", "MDComparison",
+    "COUPLING_TABLE", "DIRECTIONS", "MD_SETTINGS", "Batch", "FeatureSet", "LiveCurves", "MDComparison",
     "compensation_stats", "dataset_report", "decomposed_features", "describe_run",
     "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",
     "loss_history", "md_comparison", "modality_pairs", "notebook_config", "omega_history", "pca_2d",
     "pixel_intensities", "plot_ablation_bars", "plot_adversarial_dynamics",
     "plot_decomposition", "plot_discriminator_scores", "plot_real_vs_generated",
-    "plot_torso_levels", "torso_levels",
+    "plot_study", "plot_torso_levels", "torso_levels",
     "real_and_generated", "repo_path", "repo_root", "retrieval_table", "run_folder",
     "runs_root", "sample_batch", "samples_by_camera", "separation_stats", "trace_shapes",
     "train_or_resume", "with_switches",

@@ -1,4 +1,5 @@
-"""Notebook 06 -- ablations: the sweep's rows beside the paper's numbers (the sweep is `fmcnet.sweep`)."""
+"""Notebook 06 -- ablations: the sweep's rows beside the paper's numbers (the sweep is
+`fmcnet.sweep`), and the seeded study's figure (`fmcnet.study`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+
+# Rows of a study spec in this table are Base / full model across the thermal coupling.
+COUPLING_TABLE = "coupling"
 
 
 def plot_ablation_bars(rows: Sequence[Mapping[str, Any]], *, metric: str = "R1") -> Figure:
@@ -21,9 +25,11 @@ def plot_ablation_bars(rows: Sequence[Mapping[str, Any]], *, metric: str = "R1")
         sel = [r for r in rows if str(r.get("table", "")) == table]
         x = np.arange(len(sel))
         ours = [r.get(metric) if r.get(metric) is not None else np.nan for r in sel]
+        spread = [r.get(f"{metric}_std") or 0.0 for r in sel]  # seeds' sample std, if any
         paper = [(r.get("paper") or {}).get(metric, np.nan) for r in sel]
         ax.bar(x - 0.2, paper, width=0.4, label="paper (SYSU-MM01)", color="#bbbbbb")
-        ax.bar(x + 0.2, ours, width=0.4, label="this run", color="#1f77b4")
+        ax.bar(x + 0.2, ours, width=0.4, yerr=spread, capsize=3, label="this run",
+               color="#1f77b4")
         ax.set_xticks(x, [r.get("label") or r["row"] for r in sel], rotation=35, ha="right",
                       fontsize=8)
         ax.set_title(f"Table {table}" if table else "rows")
@@ -32,3 +38,54 @@ def plot_ablation_bars(rows: Sequence[Mapping[str, Any]], *, metric: str = "R1")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     return fig
+
+
+def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """R1 and mAP per row of Tables 2-4 (mean, sample-std error bars, one dot per seed)
+    and, when the spec has coupling rows, R1 against the thermal coupling."""
+    tables = [t for t in dict.fromkeys(str(r.get("table", "")) for r in rows)
+              if t != COUPLING_TABLE]
+    coupling = [r for r in rows if str(r.get("table", "")) == COUPLING_TABLE]
+    panels = len(tables) + (1 if coupling else 0)
+    fig = Figure(figsize=(3.9 * panels + 0.6, 4.0), layout="constrained")
+    axes = fig.subplots(1, max(panels, 1), squeeze=False)[0]
+    colours = {"R1": "#1f77b4", "mAP": "#ff7f0e"}
+    for ax, table in zip(axes, tables):
+        sel = [r for r in rows if str(r.get("table", "")) == table]
+        x = np.arange(len(sel))
+        for k, metric in enumerate(("R1", "mAP")):
+            pos = x + (k - 0.5) * 0.38
+            means = [r.get(metric) if r.get(metric) is not None else np.nan for r in sel]
+            stds = [r.get(f"{metric}_std") or 0.0 for r in sel]
+            ax.bar(pos, means, width=0.38, yerr=stds, capsize=3, color=colours[metric],
+                   alpha=0.8, label=metric)
+            for p, r in zip(pos, sel):
+                dots = [v[metric] for v in (r.get("per_seed") or {}).values()
+                        if v.get(metric) is not None]
+                ax.plot([p] * len(dots), dots, "k.", ms=4)
+        ax.set_xticks(x, [r.get("label") or r["row"] for r in sel], rotation=35, ha="right",
+                      fontsize=8)
+        ax.set_title(f"Table {table} (synthetic set)" if table else "rows", fontsize=10)
+        ax.set_ylabel("% (mean ± std over seeds; dots: seeds)")
+        ax.grid(axis="y", alpha=0.3)
+    if tables:
+        axes[0].legend(fontsize=8)
+    if coupling:
+        ax = axes[len(tables)]
+        for label in dict.fromkeys(r.get("label", "") for r in coupling):
+            sel = sorted((r for r in coupling if r.get("label", "") == label), key=_coupling)
+            xs = [_coupling(r) for r in sel]
+            ys = [r.get("R1") if r.get("R1") is not None else np.nan for r in sel]
+            es = [r.get("R1_std") or 0.0 for r in sel]
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+        ax.set_xlabel("thermal coupling (infrared level follows visible luminance)")
+        ax.set_ylabel("all-search R1 (%)")
+        ax.set_title("Base vs full across the modality gap", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _coupling(row: Mapping[str, Any]) -> float:
+    value = (row.get("config") or {}).get("synthetic_thermal_coupling")
+    return float(value) if value is not None else float("nan")
