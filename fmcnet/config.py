@@ -241,6 +241,12 @@ def _coerce(key: str, value: Any) -> Any:
         return tuple(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, float) and isinstance(value, str):
+        # YAML 1.1 reads an exponent without a dot ("5e-4", as in lr=5e-4) as a string.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key} expects a number, got {value!r}") from None
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -65,3 +65,15 @@ def test_saved_config_round_trips(tmp_path):
     assert data["epochs"] == 7 and data["profile"] == "quick"
     assert config_from_dict(data) == cfg
     assert isinstance(config_from_dict(data), Config)
+
+
+def test_floats_written_with_an_exponent_are_numbers(tmp_path):
+    """YAML 1.1 reads `5e-4` (no dot) as a string: the command line, YAML files and
+    papermill must still give a float (it reached the optimiser as a str before)."""
+    assert make_config("smoke", overrides=parse_overrides(["lr=5e-4"])).lr == 5e-4
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nsynthetic_thermal_coupling: 2e-1\n")
+    cfg = make_config("smoke", yaml_files=[path])
+    assert cfg.lr == 1e-3 and cfg.synthetic_thermal_coupling == 0.2
+    with pytest.raises(ConfigError, match="lr expects a number, got 'fast'"):
+        make_config("smoke", lr="fast")
