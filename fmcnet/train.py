@@ -708,14 +708,6 @@ def train(
             print(f"resuming {run_dir} at epoch {closed + 1}/{cfg.epochs}, step {global_step} "
                   f"(lr factor {lr_factor(cfg, global_step, steps_per_epoch):.4g})")
     metrics_path = run_dir / "metrics.jsonl"
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (run_dir, ckpt_dir):
-            remove_orphans(folder)  # temporary files of writers that were killed
-        if ckpt is not None:
-            _truncate_metrics(metrics_path, global_step)
-            _record_resume(run_dir, ckpt, cfg)
-        save_config(cfg, run_dir / "config.yaml")
 
     ddp_model = model
     if world > 1:
@@ -833,6 +825,16 @@ def train(
     epoch, step_in_epoch, in_step = closed, 0, False
     try:
         with guard:
+            # the folder is written under the guard: from its first file on, an interrupt
+            # leaves a checkpoint to resume
+            if is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for folder in (run_dir, ckpt_dir):
+                    remove_orphans(folder)  # temporary files of writers that were killed
+                if ckpt is not None:
+                    _truncate_metrics(metrics_path, global_step)
+                    _record_resume(run_dir, ckpt, cfg)
+                save_config(cfg, run_dir / "config.yaml")
             for epoch in epochs:
                 model.train()
                 step_in_epoch = global_step - epoch * steps_per_epoch
@@ -982,7 +984,11 @@ def evaluation_folder(base: str | os.PathLike, dataset: VIDataset, *, settings: 
     parts = [dataset.name + (f"-trial{dataset.trial}" if dataset.trial else "")]
     if settings is not None:
         parts.append("+".join(s.replace("/", "-") for s in settings))
-    parts.append(f"{trials}trials")
+    # the trials evaluation will use: a split has at most len(split.trials) galleries
+    names = list(dataset.splits) if settings is None else settings
+    used = min(trials, max((len(dataset.splits[n].trials) for n in names if n in dataset.splits),
+                           default=trials))
+    parts.append(f"{used}trials")
     parts += [flag for flag, on in (("tta", tta), ("rerank", rerank)) if on]
     return Path(base) / "evaluations" / "_".join(parts)
 

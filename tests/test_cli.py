@@ -105,7 +105,7 @@ def test_regdb_evaluation_is_trial_safe(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trained on regdb trial 1" in err and "leak test identities" in err
     assert f"{len(trained & tested)} of its" in err and "Traceback" not in err
-    assert not (run / "evaluations" / "regdb-trial2_1trials_step1").exists()
+    assert [p.name for p in (run / "evaluations").iterdir()] == ["regdb-trial1_1trials_step1"]
     # options that do not apply to RegDB are an error, not ignored
     assert main(["evaluate", "--run", str(run), "--mode", "indoor"]) == 1
     assert "--mode/--shots select SYSU-MM01 settings" in capsys.readouterr().err
