@@ -129,6 +129,16 @@ class Config:
     tta: bool = False  # flip test-time augmentation
     rerank: bool = False  # k-reciprocal re-ranking
     max_rank: int = 20
+    # Which published protocol a number is comparable with (issue 13, docs/datasets.md).
+    # SYSU-MM01 galleries: "owners" (exp/rand_perm_cam.mat, the official MATLAB protocol),
+    # "agw" (random.seed(trial) + random.choice, what AGW-lineage papers report; single-
+    # shot only), "seeded" (this repo's own draw), "auto" (owners when the .mat file is
+    # present, else agw for single-shot and seeded for multi-shot).
+    gallery_sampler: str = "auto"
+    llcm_protocol: str = "deen"  # deen (as DEEN's code evaluates LLCM) | literal
+    # bf16 autocast for test-time features on CUDA; off: fp32, as the reference code
+    # evaluates (training's `amp` does not apply to reported numbers).
+    eval_amp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -399,6 +409,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "fusion": ("sff", "concat", "none"),
     "loss_feature_norm": ("l2", "none"),
     "optimizer": ("sgd", "adam"),
+    "gallery_sampler": ("auto", "owners", "agw", "seeded"),
+    "llcm_protocol": ("deen", "literal"),
 }
 # String fields that hold free text (paths) rather than a choice.
 FREE_TEXT = ("data_root", "pretrained_path")
@@ -406,7 +418,8 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # Tuple fields whose length is fixed by their meaning.
 TUPLE_LENGTHS = {"erase_area": 2, "omega_init": 2}
 # The datasets each dataset-specific option applies to.
-DATASET_SCOPE = {"validate": ("synthetic", "sysu"), "trial": ("regdb",)}
+DATASET_SCOPE = {"validate": ("synthetic", "sysu"), "trial": ("regdb",),
+                 "gallery_sampler": ("synthetic", "sysu"), "llcm_protocol": ("llcm",)}
 
 
 def validate(cfg: Config) -> None:
@@ -459,6 +472,13 @@ def validate(cfg: Config) -> None:
             f"trial={cfg.trial} selects a RegDB split; dataset={cfg.dataset} has no trials. "
             "Drop trial= (or --trial), or use --dataset regdb"
         )
+    for key, default, what in (("gallery_sampler", "auto", "SYSU-MM01 galleries"),
+                               ("llcm_protocol", "deen", "the LLCM protocol")):
+        if getattr(cfg, key) != default and cfg.dataset not in DATASET_SCOPE[key]:
+            raise ConfigError(
+                f"{key}={getattr(cfg, key)} selects {what}; dataset={cfg.dataset} does not "
+                f"use it. Drop {key}= (or use dataset {' or '.join(DATASET_SCOPE[key])})"
+            )
     if cfg.dataset == "synthetic" and cfg.data_root:
         raise ConfigError(
             f"data_root={cfg.data_root} is set but dataset=synthetic (the built-in set lives in "

@@ -73,6 +73,9 @@ RESUME_SAFE_KEYS = {
     "tta": "evaluation only",
     "rerank": "evaluation only",
     "max_rank": "evaluation only",
+    "eval_amp": "evaluation only",
+    "gallery_sampler": "evaluation only",
+    "llcm_protocol": "evaluation only",
 }
 
 
@@ -474,6 +477,8 @@ def load_model_from_checkpoint(
     elif dataset is not None:
         check_compatible(ckpt, saved_cfg, dataset, path)
     model = FMCNet.from_config(_no_pretrained(saved_cfg), ckpt["dataset"]["num_classes"])
+    # where the trained weights started from, not the "random" of the rebuild above
+    model.pretrained_source = ckpt.get("pretrained_source", "unknown (older checkpoint)")
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     if missing or unexpected:
         raise CheckpointMismatch(
@@ -744,6 +749,7 @@ def train(
             "best": best if best_record is None else best_record,
             "config": {k: _norm(v) for k, v in cfg.to_dict().items()},
             "dataset": dataset_signature(dataset),
+            "pretrained_source": model.pretrained_source,  # for results.json provenance
         }
 
     history: list[dict[str, Any]] = []
@@ -927,7 +933,7 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
     for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
         feats[name] = extract_features(
             model, load_images(images, size, progress=False), images.modality, device=device,
-            batch_size=cfg.eval_batch_size, amp=cfg.amp,
+            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp,
         )
     q, g = dataset.val.infrared, dataset.val.visible
     dist_qg = pairwise_distance(feats["q"], feats["g"])
@@ -963,12 +969,18 @@ def evaluate_run(
         profile=cfg.profile,
         device=describe_device(device),
         commit=git_commit(),
-        sampler=dataset.sampler,
+        sampler=evaluation["sampler"],
+        samplers=evaluation["samplers"],
+        llcm_protocol=dataset.llcm_protocol,
         trials=evaluation["trials"],
         tta=tta,
         rerank=rerank,
         selection=selection,
         synthetic=cfg.dataset == "synthetic",
+        eval_precision=evaluation["precision"],
+        train_identities=dataset.train.num_classes,
+        validate=dataset.val is not None,  # val ids held out of training (SYSU-MM01 only)
+        pretrained=getattr(model, "pretrained_source", "unknown"),
     )
     # the RegDB split the scores belong to (None for the other datasets)
     results = {"dataset": document.pop("dataset"), "trial": dataset.trial, **document}

@@ -74,6 +74,9 @@ def test_unknown_key_lists_valid_keys():
         ({"dataset": "regdb", "data_root": "/x", "validate": True},
          "validate=true holds out the SYSU-MM01 val ids; dataset=regdb has none"),
         ({"data_root": "/data/SYSU-MM01"}, "is set but dataset=synthetic"),
+        ({"dataset": "regdb", "data_root": "/x", "gallery_sampler": "agw"},
+         "gallery_sampler=agw selects SYSU-MM01 galleries; dataset=regdb does not use it"),
+        ({"llcm_protocol": "literal"}, "llcm_protocol=literal selects the LLCM protocol"),
     ],
 )
 def test_bad_values_are_explained(overrides, message):

@@ -43,7 +43,7 @@ def extract_features(
     device: torch.device | str,
     batch_size: int = 256,
     tta: bool = False,
-    amp: bool = True,
+    amp: bool = False,
     channels_last: bool = True,
     parts: bool = False,
     progress: bool = False,
@@ -56,6 +56,10 @@ def extract_features(
     `model.extract(x, modality)` -- a dict of every part, concatenated, not normalised
     (for the embedding maps). Only `len(images)` and slicing are used, so any object
     that slices into uint8 NHWC arrays works.
+
+    `amp=True` runs the network under bf16 autocast on CUDA (faster; the features differ
+    from fp32 in their low bits, which can reorder near-ties). The default is fp32, as
+    the reference implementations evaluate; reported numbers use `cfg.eval_amp`.
     """
     from fmcnet.data.augment import normalize  # the one normalisation (ImageNet mean/std)
 
