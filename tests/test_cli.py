@@ -126,7 +126,7 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
     root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2, 3))
     out = tmp_path / "sweep"
     argv = ["train", "--dataset", "regdb", "--root", str(root), "--trial", "all", "--profile",
-            "smoke", "--out", str(out), "epochs=2", "steps_per_epoch=1", "checkpoint_every=2"]
+            "smoke", "--out", str(out), "epochs=1", "steps_per_epoch=2"]
     real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
 
     def ctrl_c_in_trial_2(*args):
