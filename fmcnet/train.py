@@ -881,15 +881,17 @@ def train(
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         if is_main and in_step:
-            print(f"interrupted inside a training step: nothing saved; {last_path} keeps the "
-                  "last checkpoint", file=sys.stderr)
+            kept = (f"{last_path} keeps the last checkpoint" if last_path.exists()
+                    else "no checkpoint was written yet")
+            print(f"interrupted inside a training step: nothing saved; {kept}", file=sys.stderr)
         elif is_main:
             flush(epoch, step_in_epoch)
             if last_saved != {"epoch": closed, "global_step": global_step}:
                 save_checkpoint(last_path, checkpoint_state())
-            print(f"interrupted: saved epoch {closed + 1}, step "
-                  f"{global_step - closed * steps_per_epoch} (global step {global_step}) to "
-                  f"{last_path}; run again with --resume to continue", file=sys.stderr)
+            where = ("all epochs trained, not yet evaluated" if closed == cfg.epochs else
+                     f"epoch {closed + 1}, step {global_step - closed * steps_per_epoch}")
+            print(f"interrupted: saved {where} (global step {global_step}) to {last_path}; "
+                  "run again with --resume to continue", file=sys.stderr)
         raise
     results = None
     if evaluate and is_main:
