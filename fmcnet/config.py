@@ -110,6 +110,9 @@ class Config:
 
     # ---- speed -------------------------------------------------------------------
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    # bf16 autocast on the CPU (training and extraction): only faster on CPUs with native
+    # bf16 (AVX512-BF16 / AMX); elsewhere it is emulated and slower (bench/demo_step.py).
+    cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
 

@@ -201,7 +201,8 @@ class TrainStep:
         self.model, self.cfg, self.world = model, cfg, world
         self.optimizer, self.disc_optimizer = optimizer, disc_optimizer
         self.forward = forward if forward is not None else model
-        self.autocast_enabled = cfg.amp and device.type == "cuda"
+        self.autocast_enabled = (cfg.amp and device.type == "cuda") or (
+            cfg.cpu_amp and device.type == "cpu")
         self.device = device
         disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
         # Clipping bounds the network's update; the discriminators play their own game
@@ -635,7 +636,7 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
     for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
         feats[name] = extract_features(
             model, load_images(images, size, progress=False), images.modality, device=device,
-            batch_size=cfg.eval_batch_size, amp=cfg.amp,
+            batch_size=cfg.eval_batch_size, amp=cfg.amp, cpu_amp=cfg.cpu_amp,
         )
     q, g = dataset.val.infrared, dataset.val.visible
     dist_qg = pairwise_distance(feats["q"], feats["g"])

@@ -44,6 +44,7 @@ def extract_features(
     batch_size: int = 256,
     tta: bool = False,
     amp: bool = True,
+    cpu_amp: bool = False,
     channels_last: bool = True,
     parts: bool = False,
     progress: bool = False,
@@ -52,7 +53,8 @@ def extract_features(
 
     Each image passes through `model.embed(x, modality)` exactly once (twice with
     `tta`: the image and its horizontal mirror, features averaged). Returns float32
-    L2-normalised features [N, C] on the CPU. With `parts=True`, returns
+    L2-normalised features [N, C] on the CPU. bf16 autocast: `amp` on CUDA, `cpu_amp`
+    on the CPU. With `parts=True`, returns
     `model.extract(x, modality)` -- a dict of every part, concatenated, not normalised
     (for the embedding maps). Only `len(images)` and slicing are used, so any object
     that slices into uint8 NHWC arrays works.
@@ -64,9 +66,12 @@ def extract_features(
     was_training = model.training
     model.eval()
     outs: list = []
-    # bf16 autocast only on CUDA: CPU autocast is slow and would change the numbers
+    # bf16 autocast: `amp` on CUDA; on the CPU only when asked (`cpu_amp`), since without
+    # native bf16 it is emulated and slower
+    use_autocast = amp if cuda else (cpu_amp and device.type == "cpu")
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else contextlib.nullcontext()
+        torch.autocast(device.type, dtype=torch.bfloat16) if use_autocast
+        else contextlib.nullcontext()
     )
     try:
         with torch.inference_mode(), autocast:

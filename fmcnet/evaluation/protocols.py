@@ -164,7 +164,8 @@ def evaluate_dataset(
     def extract(images, modality: str) -> torch.Tensor:
         return extract_features(
             model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
-            amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
+            amp=cfg.amp, cpu_amp=getattr(cfg, "cpu_amp", False),
+            channels_last=cfg.channels_last, progress=progress,
         )
 
     def load(images: ImageSet) -> np.ndarray:
