@@ -82,7 +82,7 @@ def extract_features(
                     batch = batch.pin_memory().to(device, non_blocking=True)
                 # NHWC memory viewed as NCHW is already channels_last
                 x = normalize(batch.permute(0, 3, 1, 2))
-                x = x.contiguous(memory_format=torch.channels_last if channels_last and cuda
+                x = x.contiguous(memory_format=torch.channels_last if channels_last
                                  else torch.contiguous_format)
                 out = _run(model, x, modality, parts)
                 if tta:
