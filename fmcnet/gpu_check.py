@@ -980,6 +980,9 @@ def environment(device: torch.device) -> dict[str, Any]:
             "capability": f"{props.major}.{props.minor}",
             "multiprocessors": props.multi_processor_count,
             "gpu_count": torch.cuda.device_count(),
+            # what "fp32" means for this run: TF32 tensor cores in convolutions / matmuls
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         })
     return env
 
