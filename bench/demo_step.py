@@ -136,7 +136,7 @@ def spin(spec: dict[str, Any]) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads()}
 
 
-def run_worker(spec: dict[str, Any], policy: str | None) -> dict[str, Any]:
+def run_worker(spec: dict[str, Any] | list[dict[str, Any]], policy: str | None) -> Any:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     if policy:
         env["OMP_WAIT_POLICY"] = policy
@@ -147,8 +147,9 @@ def run_worker(spec: dict[str, Any], policy: str | None) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"worker {spec} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process_s"] = time.perf_counter() - start
-    out["load_avg"] = load_average()
+    for row in out if isinstance(out, list) else [out]:
+        row["process_s"] = time.perf_counter() - start
+        row["load_avg"] = load_average()
     return out
 
 
@@ -183,7 +184,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        spec = json.loads(args.worker)
+        # a list: several configurations in one process (--tiny: fewer torch imports)
+        print(json.dumps([worker(x) for x in spec] if isinstance(spec, list) else worker(spec)))
         return
     started = time.perf_counter()
     result: dict[str, Any] = {"benchmark": "demo_step", **environment(_cpu())}
@@ -214,7 +217,14 @@ def main() -> None:
     # 1. precision / layout / size, one worker per variant, rounds interleaved
     runs: dict[str, list[dict]] = {k: [] for k in variants}
     for r in range(rounds):
-        for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+        names = list(variants) if r % 2 == 0 else list(variants)[::-1]
+        if tiny:  # one process for all: the path is the same, the imports are not repeated
+            log(f"  round {r + 1}: {', '.join(names)}")
+            for name, row in zip(names, run_worker([{**base, **variants[n]} for n in names],
+                                                   None)):
+                runs[name].append(row)
+            continue
+        for name in names:
             log(f"  round {r + 1}: {name}")
             runs[name].append(run_worker({**base, **variants[name]}, None))
     step_s = {k: median([x["step_s"] for x in v]) for k, v in runs.items()}
