@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for gpu-check.json and gpu-check.md")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--tiny", action="store_true",
-                   help="toy shapes, every code path (seconds on a CPU); numbers meaningless")
+                   help="toy shapes, every code path (about a minute on a CPU); numbers meaningless")
     p.add_argument("--budget-s", type=float, default=400.0,
                    help="seconds for all sections; a section that would not fit is skipped "
                         "and reported (default 400, within the 8-minute goal)")

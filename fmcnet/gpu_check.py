@@ -24,7 +24,7 @@ measured against a baseline in the same run where one exists:
 A time budget (default 400 s) skips a section that would not fit, and says so, rather
 than overrunning; ``gpu-check.json`` and ``gpu-check.md`` are rewritten after every
 section, so a run cut short keeps what it measured. ``--device cpu --tiny`` runs the same
-functions on toy shapes in well under a minute (`make test` does), so the GPU run cannot
+functions on toy shapes in about a minute of CPU time (`make test` does), so the GPU run cannot
 fail on a path never executed; torch.compile then uses the ``aot_eager`` backend (graph
 capture and AOT autograd without code generation).
 """
