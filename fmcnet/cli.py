@@ -45,9 +45,15 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_info(args: argparse.Namespace) -> int:
+    import warnings
+
     from fmcnet.data.info import dataset_info, format_dataset_info
 
-    info = dataset_info(args.dataset, args.root, trial=args.trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the loader's warnings come back in info["notes"]
+        info = dataset_info(args.dataset, args.root, trial=args.trial,
+                            gallery_sampler=args.gallery_sampler,
+                            llcm_protocol=args.llcm_protocol)
     print(json.dumps(info) if args.json else format_dataset_info(info))
     return 0
 
@@ -197,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", choices=("sysu", "regdb", "llcm"))
     p.add_argument("--root", required=True)
     p.add_argument("--trial", type=int, default=None)
+    p.add_argument("--gallery-sampler", choices=("auto", "owners", "agw", "seeded"),
+                   default="auto", help="SYSU-MM01 gallery draws (docs/datasets.md)")
+    p.add_argument("--llcm-protocol", choices=("deen", "literal"), default="deen",
+                   help="LLCM evaluation rules (docs/datasets.md)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dataset_info)
 

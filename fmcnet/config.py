@@ -109,9 +109,10 @@ class Config:
     grad_clip: float | None = None
 
     # ---- speed -------------------------------------------------------------------
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    # bf16 autocast on the CPU (training and extraction): only faster on CPUs with native
-    # bf16 (AVX512-BF16 / AMX); elsewhere it is emulated and slower (bench/demo_step.py).
+    amp: bool = True  # bf16 autocast in training on CUDA (on the CPU only with cpu_amp)
+    # Let `amp` (training) and `eval_amp` (evaluation) apply on the CPU too: only faster
+    # on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere emulated and ~12x slower
+    # (bench/demo_step.py, BENCHMARKS.md).
     cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
@@ -130,6 +131,16 @@ class Config:
     tta: bool = False  # flip test-time augmentation
     rerank: bool = False  # k-reciprocal re-ranking
     max_rank: int = 20
+    # Which published protocol a number is comparable with (issue 13, docs/datasets.md).
+    # SYSU-MM01 galleries: "owners" (exp/rand_perm_cam.mat, the official MATLAB protocol),
+    # "agw" (random.seed(trial) + random.choice, what AGW-lineage papers report; single-
+    # shot only), "seeded" (this repo's own draw), "auto" (owners when the .mat file is
+    # present, else agw for single-shot and seeded for multi-shot).
+    gallery_sampler: str = "auto"
+    llcm_protocol: str = "deen"  # deen (as DEEN's code evaluates LLCM) | literal
+    # bf16 autocast for test-time features on CUDA; off: fp32, as the reference code
+    # evaluates (training's `amp` does not apply to reported numbers).
+    eval_amp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -293,6 +304,8 @@ def validate(cfg: Config) -> None:
         "fusion": ("sff", "concat", "none"),
         "loss_feature_norm": ("l2", "none"),
         "optimizer": ("sgd", "adam"),
+        "gallery_sampler": ("auto", "owners", "agw", "seeded"),
+        "llcm_protocol": ("deen", "literal"),
     }
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:

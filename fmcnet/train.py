@@ -208,8 +208,8 @@ class TrainStep:
         self.model, self.cfg, self.world = model, cfg, world
         self.optimizer, self.disc_optimizer = optimizer, disc_optimizer
         self.forward = forward if forward is not None else model
-        self.autocast_enabled = (cfg.amp and device.type == "cuda") or (
-            cfg.cpu_amp and device.type == "cpu")
+        self.autocast_enabled = cfg.amp and (
+            device.type == "cuda" or (device.type == "cpu" and cfg.cpu_amp))
         self.device = device
         disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
         # Clipping bounds the network's update; the discriminators play their own game
@@ -344,6 +344,8 @@ def load_model_from_checkpoint(
     elif dataset is not None:
         check_compatible(ckpt, saved_cfg, dataset, path)
     model = FMCNet.from_config(_no_pretrained(saved_cfg), ckpt["dataset"]["num_classes"])
+    # where the trained weights started from, not the "random" of the rebuild above
+    model.pretrained_source = ckpt.get("pretrained_source", "unknown (older checkpoint)")
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     if missing or unexpected:
         raise CheckpointMismatch(
@@ -505,6 +507,7 @@ def train(
             "best": best,
             "config": {k: _norm(v) for k, v in cfg.to_dict().items()},
             "dataset": dataset_signature(dataset),
+            "pretrained_source": model.pretrained_source,  # for results.json provenance
         }
 
     history: list[dict[str, Any]] = []
@@ -644,7 +647,7 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
     for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
         feats[name] = extract_features(
             model, load_images(images, size, progress=False), images.modality, device=device,
-            batch_size=cfg.eval_batch_size, amp=cfg.amp, cpu_amp=cfg.cpu_amp,
+            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp, cpu_amp=cfg.cpu_amp,
         )
     q, g = dataset.val.infrared, dataset.val.visible
     dist_qg = pairwise_distance(feats["q"], feats["g"])
@@ -676,12 +679,18 @@ def evaluate_run(
         profile=cfg.profile,
         device=describe_device(device),
         commit=git_commit(),
-        sampler=dataset.sampler,
+        sampler=evaluation["sampler"],
+        samplers=evaluation["samplers"],
+        llcm_protocol=dataset.llcm_protocol,
         trials=evaluation["trials"],
         tta=tta,
         rerank=rerank,
         selection=selection,
         synthetic=cfg.dataset == "synthetic",
+        eval_precision=evaluation["precision"],
+        train_identities=dataset.train.num_classes,
+        validate=dataset.val is not None,  # val ids held out of training (SYSU-MM01 only)
+        pretrained=getattr(model, "pretrained_source", "unknown"),
     )
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "results.md", table1_markdown(results) + "\n")

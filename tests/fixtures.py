@@ -167,7 +167,7 @@ def make_llcm_tree(
     train_ids: Iterable[int] = (1, 2, 3),
     test_ids: Iterable[int] = (4, 5, 6),
     vis_cams: Iterable[int] = (1, 2),
-    nir_cams: Iterable[int] = (1, 2, 3),
+    nir_cams: Iterable[int] = (1, 2, 4),  # DEEN reads no test_nir/cam3
     images_per_cam: ImagesPerCam = 2,
     missing: Iterable[int | tuple[int, int]] = (),
     size: tuple[int, int] = (16, 8),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import sys
 import types
 from pathlib import Path
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from fixtures import make_llcm_tree, make_regdb_tree, make_sysu_tree, write_rand_perm_cam
 
-from fmcnet.config import make_config
+from fmcnet.config import ConfigError, make_config
 from fmcnet.data import dataset_for_config, load_dataset, load_llcm, load_regdb, load_sysu
 from fmcnet.data.base import DatasetError
 
@@ -48,7 +50,12 @@ def _key(path: str) -> tuple[int, int, str]:
 
 def test_sysu_counts_every_split(sysu_root):
     ds = load_sysu(sysu_root, trials=3)
-    assert ds.name == "sysu" and ds.sampler == "seeded" and ds.val is None
+    # no exp/rand_perm_cam.mat: single-shot as AGW draws it, multi-shot seeded
+    assert ds.name == "sysu" and ds.val is None
+    assert ds.sampler == "agw: all/single, indoor/single; seeded: all/multi, indoor/multi"
+    assert {n: s.sampler for n, s in ds.splits.items()} == {
+        "all/single": "agw", "all/multi": "seeded", "indoor/single": "agw",
+        "indoor/multi": "seeded"}
     train_ids = TRAIN + VAL
     assert len(ds.train.visible) == sum(_n(p, c) for p in train_ids for c in (1, 2, 4, 5))
     assert len(ds.train.infrared) == sum(_n(p, c) for p in train_ids for c in (3, 6))
@@ -79,7 +86,9 @@ def test_sysu_counts_every_split(sysu_root):
 
 
 def test_sysu_seeded_galleries_reproducible_and_vary(sysu_root):
-    a, b = load_sysu(sysu_root, trials=4), load_sysu(sysu_root, trials=4)
+    a = load_sysu(sysu_root, trials=4, gallery_sampler="seeded")
+    b = load_sysu(sysu_root, trials=4, gallery_sampler="seeded")
+    assert a.sampler == "seeded" and {s.sampler for s in a.splits.values()} == {"seeded"}
     for name in a.splits:
         for ta, tb in zip(a.splits[name].trials, b.splits[name].trials):
             assert np.array_equal(ta, tb)
@@ -93,6 +102,100 @@ def test_sysu_seeded_galleries_reproducible_and_vary(sysu_root):
         assert s <= {multi.gallery.paths[i] for i in multi.trials[t]}
         ind = {indoor.gallery.paths[i] for i in indoor.trials[t]}
         assert ind == {p for p in s if _key(p)[0] in (1, 2)}
+
+
+def _agw_draw(root: Path, mode: str, trial: int) -> list[tuple[int, int, str]]:
+    """AGW's single-shot gallery for (mode, trial), re-stated from the rules in issue 13
+    (AGW's `process_gallery_sysu`), as (cam, pid, file name) keys."""
+    random.seed(trial)
+    cams = ["cam1", "cam2", "cam4", "cam5"] if mode == "all" else ["cam1", "cam2"]
+    with open(os.path.join(root, "exp/test_id.txt")) as f:
+        ids = [f"{int(y):04d}" for y in f.read().splitlines()[0].split(",")]
+    picks = []
+    for pid in sorted(ids):
+        for cam in cams:
+            folder = os.path.join(root, cam, pid)
+            if os.path.isdir(folder):
+                picks.append(random.choice(sorted(folder + "/" + n for n in os.listdir(folder))))
+    return [_key(p) for p in picks]
+
+
+@pytest.fixture(scope="module")
+def agw_root(tmp_path_factory) -> Path:
+    # ids listed out of order and past 9 (string-sorted as %04d), folders of 1..12 images
+    # so that draws differ between trials, some (id, camera) folders absent
+    root = tmp_path_factory.mktemp("sysu_agw")
+    counts = lambda pid, cam: 1 + (pid * 7 + cam * 3) % 12  # noqa: E731
+    make_sysu_tree(root, train_ids=(1, 2), val_ids=(3,), test_ids=(12, 5, 9, 21, 7),
+                   images_per_cam=counts, missing=[(9, 4), (21, 1), (7, 2)])
+    return root
+
+
+def test_sysu_agw_sampler_reproduces_agw_draw_for_draw(agw_root):
+    ds = load_sysu(agw_root, trials=10, gallery_sampler="agw")
+    restricted_differs = 0
+    for mode in ("all", "indoor"):
+        split = ds.splits[f"{mode}/single"]
+        assert split.sampler == "agw" and len(split.trials) == 10
+        for t, rows in enumerate(split.trials):
+            ours = sorted(_key(split.gallery.paths[i]) for i in rows)
+            assert ours == sorted(_agw_draw(agw_root, mode, t)), (mode, t)
+            if mode == "indoor":
+                # indoor is drawn on its own stream, not all-search restricted to cams 1, 2
+                allsearch = ds.splits["all/single"]
+                restricted = sorted(k for k in (_key(allsearch.gallery.paths[i])
+                                                for i in allsearch.trials[t]) if k[0] in (1, 2))
+                restricted_differs += ours != restricted
+    assert restricted_differs > 0
+    draws = {tuple(r.tolist()) for r in ds.splits["all/single"].trials}
+    assert len(draws) == 10
+    # AGW has no multi-shot: seeded without the owners' file, and said so
+    assert {ds.splits[n].sampler for n in ("all/multi", "indoor/multi")} == {"seeded"}
+    auto = load_sysu(agw_root, trials=2)
+    assert all(np.array_equal(a, b) for a, b in zip(auto.splits["all/single"].trials,
+                                                     ds.splits["all/single"].trials))
+
+
+def test_sysu_agw_sampler_lists_every_entry_and_warns_on_stray_files(tmp_path):
+    root = make_sysu_tree(tmp_path, train_ids=(1,), val_ids=(2,), test_ids=(3, 4),
+                          images_per_cam=4)
+    stray = root / "cam1" / "0003" / "Thumbs.db"
+    stray.write_bytes(b"not an image")
+    expected = {t: _agw_draw(root, "all", t) for t in range(10)}
+    with pytest.warns(UserWarning, match=r"picks .*Thumbs\.db, which is not an image"):
+        ds = load_sysu(root, trials=10, gallery_sampler="agw")
+    assert any("Thumbs.db" in n for n in ds.notes)
+    split = ds.splits["all/single"]
+    for t, rows in enumerate(split.trials):
+        # the stray entry takes part in the draw as in AGW's listing; when drawn, that
+        # folder is left out and every other pick still matches
+        want = sorted(k for k in expected[t] if k[2] != "Thumbs.db")
+        assert sorted(_key(split.gallery.paths[i]) for i in rows) == want
+    assert any(k[2] == "Thumbs.db" for t in expected for k in expected[t])
+
+
+def test_sysu_sampler_choice_with_and_without_the_owners_file(tmp_path):
+    root = make_sysu_tree(tmp_path, train_ids=(1,), val_ids=(2,), test_ids=(3, 4),
+                          images_per_cam=5)
+    with pytest.raises(DatasetError, match=r"gallery_sampler=owners needs .*rand_perm_cam\.mat"):
+        load_sysu(root, gallery_sampler="owners")
+    with pytest.raises(DatasetError, match=r"gallery_sampler must be one of"):
+        load_sysu(root, gallery_sampler="matlab")
+    write_rand_perm_cam(root, trials=2)
+    samplers = {
+        choice: {n: s.sampler for n, s in load_sysu(root, trials=2, gallery_sampler=choice)
+                 .splits.items()}
+        for choice in ("auto", "owners", "agw", "seeded")
+    }
+    assert set(samplers["auto"].values()) == set(samplers["owners"].values()) == {"owners"}
+    assert samplers["agw"] == {"all/single": "agw", "all/multi": "owners",
+                               "indoor/single": "agw", "indoor/multi": "owners"}
+    assert set(samplers["seeded"].values()) == {"seeded"}
+    cfg = make_config("smoke", dataset="sysu", data_root=str(root), gallery_sampler="agw")
+    assert dataset_for_config(cfg).splits["all/single"].sampler == "agw"
+    for key, value in (("gallery_sampler", "matlab"), ("llcm_protocol", "agw")):
+        with pytest.raises(ConfigError, match=f"{key} must be one of"):
+            make_config("smoke", **{key: value})
 
 
 @pytest.mark.parametrize("orientation", ["row", "column"])
@@ -189,6 +292,7 @@ def test_regdb_both_directions(regdb_root):
     assert np.array_equal(ds.train.visible.labels, ds.train.infrared.labels)
     v2i, i2v = ds.splits["visible_to_infrared"], ds.splits["infrared_to_visible"]
     assert (v2i.protocol, i2v.protocol) == ("regdb", "regdb")
+    assert (v2i.sampler, i2v.sampler) == ("fixed", "fixed")  # every test row, every result
     assert v2i.query.modality == "visible" and v2i.gallery.modality == "infrared"
     assert i2v.query.modality == "infrared" and i2v.gallery.modality == "visible"
     assert v2i.query.paths == i2v.gallery.paths and v2i.gallery.paths == i2v.query.paths
@@ -229,9 +333,10 @@ def llcm_root(tmp_path_factory) -> Path:
                           missing=[(5, 1)])
 
 
-def test_llcm_splits(llcm_root):
-    ds = load_llcm(llcm_root, trials=5)
+def test_llcm_literal_splits(llcm_root):
+    ds = load_llcm(llcm_root, trials=5, protocol="literal")
     assert ds.name == "llcm" and ds.train.num_classes == 2
+    assert ds.llcm_protocol == "literal" and ds.sampler == "seeded" and ds.notes == []
     assert set(ds.train.visible.cams.tolist()) == {1, 2}  # from the cam<c> folder names
     v2i, i2v = ds.splits["visible_to_infrared"], ds.splits["infrared_to_visible"]
     assert v2i.query.modality == "visible" and v2i.gallery.modality == "infrared"
@@ -241,15 +346,68 @@ def test_llcm_splits(llcm_root):
     assert len(v2i.query) == 4 + 1 + 3 * 3
     for split in (v2i, i2v):
         pool = set(zip(split.gallery.pids.tolist(), split.gallery.cams.tolist()))
-        assert split.protocol == "llcm" and len(split.trials) == 5
+        assert split.protocol == "llcm_literal" and len(split.trials) == 5
+        assert split.sampled == "gallery" and split.sampler == "seeded"
         for rows in split.trials:
             pairs = list(zip(split.gallery.pids[rows].tolist(), split.gallery.cams[rows].tolist()))
             assert sorted(pairs) == sorted(pool)  # exactly 1 per (identity, camera)
         draws = {tuple(r.tolist()) for r in split.trials}
         assert len(draws) > 1
-    again = load_llcm(llcm_root, trials=5)
+    again = load_llcm(llcm_root, trials=5, protocol="literal")
     assert all(np.array_equal(a, b) for a, b in zip(again.splits["visible_to_infrared"].trials,
                                                      v2i.trials))
+
+
+def _deen_draw(root: Path, folder: str, cams: list[int], trial: int) -> list[str]:
+    """DEEN's `process_gallery_llcm` for one trial, re-stated from its rules (issue 13)."""
+    random.seed(trial)
+    with open(os.path.join(root, "idx/test_id.txt")) as f:
+        ids = [f"{int(y):04d}" for y in f.read().splitlines()[0].split(",")]
+    picks = []
+    for pid in sorted(ids):
+        for cam in cams:
+            img_dir = os.path.join(root, folder, f"cam{cam}", pid)
+            if os.path.isdir(img_dir):
+                picks.append(random.choice(sorted(img_dir + "/" + n for n in os.listdir(img_dir))))
+    return sorted(str(Path(p).relative_to(root)) for p in picks)
+
+
+def test_llcm_deen_protocol(tmp_path):
+    counts = lambda pid, cam: 1 + (pid * 5 + cam) % 6  # noqa: E731
+    root = make_llcm_tree(tmp_path, train_ids=(1, 2), test_ids=(14, 4, 9), vis_cams=(1, 3, 9),
+                          nir_cams=(1, 2, 3, 8), images_per_cam=counts, missing=[(9, 8), (4, 3)])
+    with pytest.warns(UserWarning, match=r"test_nir/cam3 is left out: DEEN's evaluation reads "
+                                         r"test_nir cams 1, 2, 4, 5, 6, 7, 8, 9 only"):
+        ds = load_llcm(root, trials=6)
+    assert ds.llcm_protocol == "deen" and ds.sampler == "deen"
+    assert len(ds.notes) == 1 and "test_nir/cam3" in ds.notes[0]
+    v2i, i2v = ds.splits["visible_to_infrared"], ds.splits["infrared_to_visible"]
+    assert v2i.protocol == i2v.protocol == "llcm"
+    # both directions rank infrared images against visible ones; no test_nir/cam3 image
+    for split in (v2i, i2v):
+        assert split.query.modality == "infrared" and split.gallery.modality == "visible"
+        assert set(split.query.cams.tolist()) == {1, 2, 8}
+        assert set(split.gallery.cams.tolist()) == {1, 3, 9}
+    assert (i2v.sampled, v2i.sampled) == ("gallery", "query")
+
+    def rel(images, rows):
+        return sorted(str(Path(images.paths[i]).relative_to(root)) for i in rows)
+
+    for t in range(6):
+        # infrared -> visible (test_mode [1, 2]): every infrared query, a sampled gallery
+        q_rows, g_rows = i2v.trial_rows(t)
+        assert q_rows is None
+        assert rel(i2v.gallery, g_rows) == _deen_draw(root, "test_vis", list(range(1, 10)), t)
+        # "visible -> infrared" (test_mode [2, 1]): sampled infrared queries, every visible
+        q_rows, g_rows = v2i.trial_rows(t)
+        assert g_rows is None
+        assert rel(v2i.query, q_rows) == _deen_draw(root, "test_nir", [1, 2, 4, 5, 6, 7, 8, 9], t)
+    assert len({tuple(r.tolist()) for r in v2i.trials}) > 1
+
+    literal = load_llcm(root, trials=1, protocol="literal")
+    assert set(literal.splits["visible_to_infrared"].gallery.cams.tolist()) == {1, 2, 3, 8}
+    with pytest.raises(DatasetError, match="llcm_protocol must be one of"):
+        load_llcm(root, protocol="agw")
 
 
 def test_llcm_errors(tmp_path):

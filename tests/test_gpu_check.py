@@ -286,6 +286,7 @@ def test_cpu_amp_runs_step_and_extraction_in_bf16():
     assert not off.autocast_enabled
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 16, 3), dtype=np.uint8)
     fp32 = extract_features(model, images, "visible", device="cpu")
-    bf16 = extract_features(model, images, "visible", device="cpu", cpu_amp=True)
+    bf16 = extract_features(model, images, "visible", device="cpu", amp=True, cpu_amp=True)
+    assert torch.equal(fp32, extract_features(model, images, "visible", device="cpu", amp=True))
     assert not torch.equal(fp32, bf16)  # bf16 rounding changed the features ...
     assert torch.nn.functional.cosine_similarity(fp32, bf16).min() > 0.98  # ... slightly

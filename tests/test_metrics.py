@@ -6,6 +6,7 @@ import torch
 
 from fmcnet.evaluation import pairwise_distance, rank_metrics, ranking, re_ranking
 from fmcnet.evaluation.reference import (
+    eval_llcm_literal_loop,
     eval_llcm_loop,
     eval_regdb_loop,
     eval_sysu_loop,
@@ -13,17 +14,20 @@ from fmcnet.evaluation.reference import (
 )
 from fmcnet.utils import FMCNetError
 
-LOOPS = {"sysu": eval_sysu_loop, "regdb": eval_regdb_loop, "llcm": eval_llcm_loop}
+LOOPS = {"sysu": eval_sysu_loop, "regdb": eval_regdb_loop, "llcm": eval_llcm_loop,
+         "llcm_literal": eval_llcm_literal_loop}
 
 
-def _case(rng, n_q, n_g, n_ids, levels=None, shots=None):
+def _case(rng, n_q, n_g, n_ids, levels=None, shots=None, protocol="sysu"):
     """Random ids / cams / distances; `levels` quantises distances (ties), `shots`
-    builds a multi-shot gallery with that many images per identity."""
+    builds a multi-shot gallery with that many images per identity. LLCM cases share
+    cameras between query and gallery, so that its same-identity-and-camera rule bites."""
     q_pids = rng.integers(0, n_ids + 2, n_q)  # some query ids absent from the gallery
     g_pids = np.repeat(np.arange(n_ids), shots)[:n_g] if shots else rng.integers(0, n_ids, n_g)
     n_g = len(g_pids)
-    q_cams = rng.choice([3, 6], n_q)
-    g_cams = rng.choice([1, 2, 4, 5], n_g)
+    llcm = protocol.startswith("llcm")
+    q_cams = rng.choice([1, 2, 3] if llcm else [3, 6], n_q)
+    g_cams = rng.choice([1, 2, 3] if llcm else [1, 2, 4, 5], n_g)
     d = rng.random((n_q, n_g)).astype(np.float32)
     if levels:
         d = np.floor(d * levels).astype(np.float32)
@@ -38,7 +42,7 @@ def _assert_equal(m, ref):
     assert m["mINP"] == pytest.approx(mINP, abs=1e-6)
 
 
-@pytest.mark.parametrize("protocol", ["sysu", "regdb", "llcm"])
+@pytest.mark.parametrize("protocol", list(LOOPS))
 def test_equals_reference_loops_on_random_inputs(protocol):
     checked = 0
     for seed in range(40):
@@ -47,7 +51,7 @@ def test_equals_reference_loops_on_random_inputs(protocol):
         n_ids = int(rng.integers(1, 30))
         levels = [None, 3, 8][seed % 3]  # float distances, then heavy ties
         shots = [None, 1, 4][seed % 3 if seed % 2 else 0]
-        args = _case(rng, n_q, n_g, n_ids, levels, shots)
+        args = _case(rng, n_q, n_g, n_ids, levels, shots, protocol)
         try:
             ref = LOOPS[protocol](*args, max_rank=20)
         except ValueError:  # no valid query at all
@@ -59,10 +63,10 @@ def test_equals_reference_loops_on_random_inputs(protocol):
     assert checked > 25
 
 
-@pytest.mark.parametrize("protocol", ["sysu", "regdb", "llcm"])
+@pytest.mark.parametrize("protocol", list(LOOPS))
 def test_larger_multishot_with_ties_and_chunks(protocol):
     rng = np.random.default_rng(7)
-    args = _case(rng, 300, 240, 30, levels=20, shots=8)
+    args = _case(rng, 300, 240, 30, levels=20, shots=8, protocol=protocol)
     ref = LOOPS[protocol](*args, max_rank=20)
     _assert_equal(rank_metrics(*args, protocol=protocol), ref)
     _assert_equal(rank_metrics(*args, protocol=protocol, chunk=7), ref)
@@ -124,6 +128,31 @@ def test_distinct_identity_cmc_differs_from_image_level():
     assert sysu["mAP"] == regdb["mAP"] == pytest.approx(0.25)
 
 
+def test_llcm_counts_distinct_identities_as_deen_and_literal_counts_images():
+    # query id 0 from cam 1; ranked gallery: id 5 cam 2, id 5 cam 3, id 0 cam 1 (same id and
+    # camera: removed), id 7 cam 2, id 0 cam 4. Kept: 5, 5, 7, 0 -> image rank 4, and
+    # distinct-identity rank 3 (5, 7, 0), DEEN's `eval_llcm` CMC.
+    d = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
+    args = (d, [0], [5, 5, 0, 7, 0], [1], [2, 3, 1, 2, 4])
+    deen = rank_metrics(*args, protocol="llcm")
+    literal = rank_metrics(*args, protocol="llcm_literal")
+    assert deen["cmc"][:4].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert literal["cmc"][:4].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert deen["mAP"] == literal["mAP"] == pytest.approx(0.25)  # the removed hit never counts
+    assert deen["mINP"] == literal["mINP"] == pytest.approx(0.25)
+    _assert_equal(deen, eval_llcm_loop(*args))
+    _assert_equal(literal, eval_llcm_literal_loop(*args))
+
+
+def test_llcm_and_literal_share_r1_map_minp_and_literal_is_never_higher():
+    rng = np.random.default_rng(4)
+    args = _case(rng, 80, 120, 15, levels=12, shots=6, protocol="llcm")
+    deen, literal = rank_metrics(*args, protocol="llcm"), rank_metrics(*args, protocol="llcm_literal")
+    assert deen["cmc"][0] == literal["cmc"][0]
+    assert deen["mAP"] == literal["mAP"] and deen["mINP"] == literal["mINP"]
+    assert (literal["cmc"] <= deen["cmc"] + 1e-12).all() and (literal["cmc"] < deen["cmc"]).any()
+
+
 def test_ties_are_broken_by_gallery_index():
     d = np.zeros((1, 3), dtype=np.float32)
     first = rank_metrics(d, [1], [1, 0, 0], [1], [2, 2, 2], protocol="regdb")
@@ -132,10 +161,10 @@ def test_ties_are_broken_by_gallery_index():
     assert ranking(d, [1], [0, 0, 1], [1], [2, 2, 2], protocol="regdb").order.tolist() == [[0, 1, 2]]
 
 
-@pytest.mark.parametrize("protocol", ["sysu", "regdb", "llcm"])
+@pytest.mark.parametrize("protocol", list(LOOPS))
 def test_ranking_agrees_with_rank_metrics(protocol):
     rng = np.random.default_rng(5)
-    args = _case(rng, 60, 80, 12, levels=10, shots=None)
+    args = _case(rng, 60, 80, 12, levels=10, shots=None, protocol=protocol)
     r = ranking(*args, protocol=protocol)
     m = rank_metrics(*args, protocol=protocol)
     assert r.order.dtype == np.int64 and r.order.shape == (60, 80)

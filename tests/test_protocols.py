@@ -78,14 +78,14 @@ def tiny(tmp_path_factory):
     indoor = pool.subset(np.flatnonzero(np.isin(pool.cams, [1, 2])))
     splits = {
         "all/single": EvalSplit("all/single", "sysu", query, pool,
-                                [_per_group(pool, 1, t) for t in range(3)]),
+                                [_per_group(pool, 1, t) for t in range(3)], sampler="seeded"),
         "all/multi": EvalSplit("all/multi", "sysu", query, pool,
-                               [_per_group(pool, 2, t) for t in range(3)]),
+                               [_per_group(pool, 2, t) for t in range(3)], sampler="seeded"),
         "indoor/single": EvalSplit("indoor/single", "sysu", query, indoor,
-                                   [_per_group(indoor, 1, t) for t in range(3)]),
+                                   [_per_group(indoor, 1, t) for t in range(3)], sampler="seeded"),
         # the reverse direction reuses both sets: nothing new to extract
         "visible_to_infrared": EvalSplit("visible_to_infrared", "regdb", pool, query,
-                                         [np.arange(len(query))]),
+                                         [np.arange(len(query))], sampler="fixed"),
     }
     train = TrainSet(query, pool, 4)
     return VIDataset("sysu", folder, train, splits, sampler="seeded")
@@ -108,7 +108,11 @@ def test_each_image_extracted_once_and_trials_reselect_rows(tiny, cfg, monkeypat
     out = evaluate_dataset(model, tiny, cfg, progress=False)
     # 16 queries + a 48-image pool, four settings: every image passes once
     assert model.seen == {"infrared": 16, "visible": 48}
-    assert out["trials"] == 2 and out["sampler"] == "seeded"
+    assert out["trials"] == 2 and out["precision"] == "fp32"
+    assert out["sampler"] == ("seeded: all/single, all/multi, indoor/single; "
+                              "fixed: visible_to_infrared")
+    assert out["samplers"] == {**dict.fromkeys(tiny.splits, "seeded"),
+                               "visible_to_infrared": "fixed"}
     assert sizes == [(16, 16, 16)] * 2 + [(16, 32, 32)] * 2 + [(16, 8, 8)] * 2 + [(48, 16, 16)]
     for name, s in out["settings"].items():
         expected_trials = 1 if name == "visible_to_infrared" else 2
@@ -148,7 +152,9 @@ def test_save_dir_tta_rerank_and_errors(tiny, cfg, tmp_path):
     split = tiny.splits["all/single"]
     with np.load(tmp_path / "all_single.npz") as z:
         assert set(z.files) == {"q_feats", "g_feats", "q_pids", "g_pids", "q_cams", "g_cams",
-                                "q_paths", "g_paths", "protocol", "setting", "distmat"}
+                                "q_paths", "g_paths", "q_modality", "g_modality", "protocol",
+                                "setting", "distmat"}
+        assert (str(z["q_modality"]), str(z["g_modality"])) == ("infrared", "visible")
         rows = split.trials[0]
         # The saved matrix is the re-ranked one that was scored, and it gives trial 0's numbers.
         d = z["distmat"]
@@ -186,3 +192,50 @@ def test_extract_features_tta_batches_and_parts(tiny):
     assert set(parts) == {"shared", "specific"} and parts["specific"].shape == (16, 3)
     torch.testing.assert_close(parts["shared"], model.extract(x, "infrared")["shared"])
     assert model.training  # the caller's mode is restored
+
+
+def test_query_sampled_split_selects_query_rows(tiny, cfg, tmp_path):
+    # LLCM "visible -> infrared" as DEEN scores it: each trial samples the queries (here
+    # 1 infrared image per identity and camera) and ranks them against the whole pool.
+    query, pool = tiny.splits["all/single"].query, tiny.splits["all/single"].gallery
+    trials = [_per_group(query, 1, t) for t in range(3)]
+    split = EvalSplit("visible_to_infrared", "llcm", query, pool, trials, sampler="deen",
+                      sampled="query")
+    ds = VIDataset("llcm", tiny.root, tiny.train, {split.name: split}, sampler="deen")
+    model = CountingModel()
+    out = evaluate_dataset(model, ds, cfg, trials=3, save_dir=tmp_path, progress=False)
+    assert out["samplers"] == {"visible_to_infrared": "deen"}
+    kw = dict(device="cpu", batch_size=7)
+    qf = extract_features(model, load_images(query, (H, W), progress=False), "infrared", **kw)
+    gf = extract_features(model, load_images(pool, (H, W), progress=False), "visible", **kw)
+    per_trial = out["settings"][split.name]["per_trial"]
+    for t, rows in enumerate(trials):
+        assert len(rows) == 8  # 4 identities x cams 3, 6; the gallery stays all 48 images
+        m = rank_metrics(pairwise_distance(qf[rows], gf), query.pids[rows], pool.pids,
+                         query.cams[rows], pool.cams, protocol="llcm")
+        assert per_trial[t]["mAP"] == pytest.approx(100 * m["mAP"], abs=1e-4)
+        assert per_trial[t]["R5"] == pytest.approx(100 * m["cmc"][4], abs=1e-4)
+    with np.load(tmp_path / "visible_to_infrared.npz") as z:
+        assert z["q_paths"].tolist() == [query.paths[i] for i in trials[0]]
+        assert len(z["g_paths"]) == 48 and z["distmat"].shape == (8, 48)
+        assert (str(z["q_modality"]), str(z["g_modality"])) == ("infrared", "visible")
+    with pytest.raises(ValueError, match="sampled must be one of"):
+        EvalSplit("x", "llcm", query, pool, trials, sampled="both")
+
+
+def test_reported_features_are_fp32_unless_eval_amp(tiny, monkeypatch):
+    seen = []
+
+    def recording(*args, **kw):
+        seen.append(kw["amp"])
+        return extract_features(*args, **kw)
+
+    monkeypatch.setattr(protocols, "extract_features", recording)
+    for eval_amp in (False, True):
+        cfg = make_config("smoke", height=H, width=W, trials=1, progress=False, amp=True,
+                          eval_amp=eval_amp)
+        out = evaluate_dataset(CountingModel(), tiny, cfg, settings=["all/single"],
+                               progress=False)
+        assert out["precision"] == "fp32"  # bf16 autocast applies on CUDA only
+    # training's amp=True does not reach the test-time features; eval_amp does
+    assert seen == [False, False, True, True]

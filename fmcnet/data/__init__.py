@@ -37,11 +37,14 @@ def load_dataset(
     trial: int = 1,
     trials: int = 10,
     validate: bool = False,
+    gallery_sampler: str = "auto",
+    llcm_protocol: str = "deen",
 ) -> VIDataset:
     """Read dataset `name` ("sysu" | "regdb" | "llcm") from the user's copy at `root`.
 
     `trial` selects the RegDB split (1..10); `trials` is the number of gallery draws for
-    SYSU-MM01 and LLCM; `validate` holds out the SYSU-MM01 val ids.
+    SYSU-MM01 and LLCM; `validate` holds out the SYSU-MM01 val ids; `gallery_sampler`
+    (SYSU-MM01) and `llcm_protocol` (LLCM) choose the evaluation rules (docs/datasets.md).
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -53,10 +56,10 @@ def load_dataset(
             f"{title} root {path} {what}; expected {holds} (see docs/datasets.md)"
         )
     if name == "sysu":
-        return load_sysu(path, trials=trials, validate=validate)
+        return load_sysu(path, trials=trials, validate=validate, gallery_sampler=gallery_sampler)
     if name == "regdb":
         return load_regdb(path, trial=trial)
-    return load_llcm(path, trials=trials)
+    return load_llcm(path, trials=trials, protocol=llcm_protocol)
 
 
 def dataset_for_config(cfg: Config) -> VIDataset:
@@ -64,7 +67,8 @@ def dataset_for_config(cfg: Config) -> VIDataset:
     if cfg.dataset == "synthetic":
         from fmcnet.data.synthetic import ensure_synthetic
 
-        return load_sysu(ensure_synthetic(cfg), trials=cfg.trials, validate=cfg.validate)
+        return load_sysu(ensure_synthetic(cfg), trials=cfg.trials, validate=cfg.validate,
+                         gallery_sampler=cfg.gallery_sampler)
     if cfg.data_root is None:
         title, holds = DATASETS.get(cfg.dataset, (cfg.dataset, "the owners' layout"))
         raise DatasetError(
@@ -72,5 +76,6 @@ def dataset_for_config(cfg: Config) -> VIDataset:
             f"holding {holds}; see docs/datasets.md)"
         )
     return load_dataset(
-        cfg.dataset, cfg.data_root, trial=cfg.trial, trials=cfg.trials, validate=cfg.validate
+        cfg.dataset, cfg.data_root, trial=cfg.trial, trials=cfg.trials, validate=cfg.validate,
+        gallery_sampler=cfg.gallery_sampler, llcm_protocol=cfg.llcm_protocol,
     )

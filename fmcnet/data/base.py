@@ -69,13 +69,20 @@ class TrainSet:
     num_classes: int
 
 
+SAMPLED_SIDES = ("gallery", "query")
+
+
 @dataclass
 class EvalSplit:
-    """One evaluation setting: queries, a gallery pool, and per-trial gallery rows.
+    """One evaluation setting: queries, a gallery pool, and per-trial rows.
 
-    `trials[t]` indexes rows of `gallery` used in trial t; query features are
-    extracted once and each trial only re-selects gallery rows. `protocol` names the
-    removal rule of `fmcnet.evaluation.rank_metrics` ("sysu" | "regdb" | "llcm").
+    `trials[t]` indexes the rows of the `sampled` side used in trial t -- the gallery
+    (every protocol but one), or the queries (LLCM "visible -> infrared" as DEEN's code
+    scores it: sampled infrared images against every visible image); the other side is
+    used whole. Features are extracted once and each trial only re-selects rows.
+    `protocol` names the rule set of `fmcnet.evaluation.rank_metrics` ("sysu" |
+    "regdb" | "llcm" | "llcm_literal"); `sampler` says how `trials` were drawn
+    ("owners" | "agw" | "seeded" | "deen" | "fixed", docs/datasets.md).
     """
 
     name: str
@@ -83,6 +90,17 @@ class EvalSplit:
     query: ImageSet
     gallery: ImageSet
     trials: list[np.ndarray]
+    sampler: str = "unspecified"  # every loader names its draw
+    sampled: str = "gallery"
+
+    def __post_init__(self) -> None:
+        if self.sampled not in SAMPLED_SIDES:
+            raise ValueError(f"sampled must be one of {SAMPLED_SIDES}, got {self.sampled!r}")
+
+    def trial_rows(self, t: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(query rows, gallery rows) of trial t; None where the whole side is used."""
+        rows = np.asarray(self.trials[t], dtype=np.int64)
+        return (rows, None) if self.sampled == "query" else (None, rows)
 
 
 @dataclass
@@ -91,9 +109,23 @@ class VIDataset:
     root: Path
     train: TrainSet
     splits: dict[str, EvalSplit] = field(default_factory=dict)
-    sampler: str = "seeded"  # how galleries were drawn: "owners" | "seeded" | "fixed"
+    # How the trials were drawn: one name ("owners" | "agw" | "seeded" | "deen" | "fixed")
+    # when every split shares it, else `describe_samplers` of the splits.
+    sampler: str = "seeded"
     trial: int | None = None  # RegDB: the split this object was loaded for
     val: TrainSet | None = None  # held-out validation ids (SYSU-MM01 val_id), when asked
+    llcm_protocol: str | None = None  # LLCM: "deen" | "literal"
+    notes: list[str] = field(default_factory=list)  # warnings raised while loading
+
+
+def describe_samplers(splits: dict[str, EvalSplit]) -> str:
+    """One sampler name, or "agw: all/single, indoor/single; seeded: all/multi, ..."."""
+    groups: dict[str, list[str]] = {}
+    for name, split in splits.items():
+        groups.setdefault(split.sampler, []).append(name)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{sampler}: {', '.join(names)}" for sampler, names in groups.items())
 
 
 def reindex(pids_v: np.ndarray, pids_i: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -55,31 +55,53 @@ def _info(ds: VIDataset, t: int) -> dict[str, Any]:
     train = _train_counts(ds.train)
     s = ds.splits
     if ds.name == "sysu":
+        modes, shots = ("all", "indoor"), ("single", "multi")
         return {
-            "dataset": "sysu", "sampler": ds.sampler, "train": train,
+            "dataset": "sysu", "sampler": ds.sampler,
+            "samplers": {m: {k: s[f"{m}/{k}"].sampler for k in shots} for m in modes},
+            "train": train,
             "query": {"all": len(s["all/single"].query), "indoor": len(s["indoor/single"].query)},
-            "gallery": {
-                mode: {shot: len(s[f"{mode}/{shot}"].trials[t]) for shot in ("single", "multi")}
-                for mode in ("all", "indoor")
-            },
+            "gallery": {m: {k: len(s[f"{m}/{k}"].trials[t]) for k in shots} for m in modes},
+            "notes": list(ds.notes),
         }
-    v2i = s["visible_to_infrared"]
-    test_v, test_i = v2i.query, v2i.gallery
+    # infrared -> visible has infrared queries and a visible pool under every protocol
+    i2v = s["infrared_to_visible"]
+    test_v, test_i = i2v.gallery, i2v.query
     test = {"visible": len(test_v), "infrared": len(test_i),
             "identities": len(set(test_v.pids.tolist()) | set(test_i.pids.tolist()))}
     if ds.name == "regdb":
         return {"dataset": "regdb", "trial": ds.trial, "train": train, "test": test}
+    names = ("visible_to_infrared", "infrared_to_visible")
+    sizes = {}
+    for name in names:
+        q_rows, g_rows = s[name].trial_rows(t)
+        sizes[name] = (len(s[name].query) if q_rows is None else len(q_rows),
+                       len(s[name].gallery) if g_rows is None else len(g_rows))
     return {
-        "dataset": "llcm", "train": train, "test": test,
-        "gallery": {k: len(s[k].trials[t]) for k in ("visible_to_infrared", "infrared_to_visible")},
+        "dataset": "llcm", "protocol": ds.llcm_protocol, "sampler": ds.sampler,
+        "cameras": {"visible": sorted(set(test_v.cams.tolist())),
+                    "infrared": sorted(set(test_i.cams.tolist()))},
+        "train": train, "test": test,
+        "query": {n: sizes[n][0] for n in names},
+        "gallery": {n: sizes[n][1] for n in names},
+        "notes": list(ds.notes),
     }
 
 
-def dataset_info(name: str, root: str | os.PathLike, trial: int | None = None) -> dict[str, Any]:
+def dataset_info(
+    name: str,
+    root: str | os.PathLike,
+    trial: int | None = None,
+    *,
+    gallery_sampler: str = "auto",
+    llcm_protocol: str = "deen",
+) -> dict[str, Any]:
     """Counts of the copy at `root` (JSON shapes in docs/datasets.md).
 
     `trial` is the RegDB split (1..10, default 1); for SYSU-MM01 and LLCM it is the
-    0-based gallery trial whose sizes are reported (default 0).
+    0-based gallery trial whose sizes are reported (default 0). `gallery_sampler`
+    (SYSU-MM01) and `llcm_protocol` (LLCM) as in `fmcnet.data.load_dataset`; the JSON
+    names the sampler and protocol used, and `notes` holds the loader's warnings.
     """
     if name == "regdb":
         ds = load_dataset(name, root, trial=1 if trial is None else int(trial))
@@ -87,7 +109,38 @@ def dataset_info(name: str, root: str | os.PathLike, trial: int | None = None) -
     t = 0 if trial is None else int(trial)
     if t < 0:
         raise ValueError(f"gallery trial must be >= 0, got {t}")
-    return _info(load_dataset(name, root, trials=t + 1), t)
+    ds = load_dataset(name, root, trials=t + 1, gallery_sampler=gallery_sampler,
+                      llcm_protocol=llcm_protocol)
+    return _info(ds, t)
+
+
+_SAMPLER_TEXT = {
+    "owners": "the owners' exp/rand_perm_cam.mat (the official MATLAB protocol)",
+    "agw": "as AGW-lineage papers draw them (random.seed(trial) + random.choice; sampler agw)",
+    "seeded": "with this repo's seeded draw (trial t uses numpy seed t; sampler seeded), "
+              "not any published protocol",
+}
+_LLCM_PROTOCOL_LINES = {
+    "deen": "protocol deen: as DEEN's code evaluates LLCM (its cameras, random.seed(trial) "
+            "galleries, distinct-identity CMC; 'visible to infrared' = sampled infrared "
+            "queries against every visible image)",
+    "literal": "protocol literal: the directions as named, every camera folder, seeded "
+               "galleries, image-level CMC (not DEEN's numbers beyond R1 / mAP / mINP)",
+}
+
+
+def _cams(cams: list[int]) -> str:
+    return ", ".join(map(str, cams)) or "none"
+
+
+def _sysu_sampler_lines(samplers: dict[str, dict[str, str]]) -> list[str]:
+    """One line per gallery sampler in use, naming the settings it draws."""
+    used: dict[str, list[str]] = {}
+    for mode, shots in samplers.items():
+        for shot, sampler in shots.items():
+            used.setdefault(sampler, []).append(f"{mode}-search {shot}-shot")
+    return [f"galleries {', '.join(where)}: drawn {_SAMPLER_TEXT.get(s, s)}"
+            for s, where in used.items()]
 
 
 def _get(info: dict, path: tuple[str, ...]) -> Any:
@@ -130,20 +183,18 @@ def format_dataset_info(info: dict[str, Any], synthetic: bool = False) -> str:
     if name == "sysu":
         row("queries", info["query"])
         row("gallery", info["gallery"])
-        if info["sampler"] == "owners":
-            lines.append("  galleries drawn with the owners' exp/rand_perm_cam.mat")
-        else:
-            lines.append(
-                "  galleries drawn with seeded sampling (trial t uses seed t): no "
-                "exp/rand_perm_cam.mat, so numbers are not the owners' protocol exactly"
-            )
+        lines.extend("  " + line for line in _sysu_sampler_lines(info.get("samplers", {})))
     else:
         row("test", info["test"])
         if "gallery" in info:
-            lines.append("  gallery   " + "   ".join(
-                f"{k.replace('_', ' ')} {v:,} (1 per identity and camera)"
-                for k, v in info["gallery"].items()
-            ))
+            protocol = info.get("protocol")
+            lines.append(f"  cameras   visible {_cams(info['cameras']['visible'])}   infrared "
+                         f"{_cams(info['cameras']['infrared'])}")
+            for key in ("visible_to_infrared", "infrared_to_visible"):
+                lines.append(f"  {key.replace('_', ' ')}: {info['query'][key]:,} queries, "
+                             f"{info['gallery'][key]:,} gallery images")
+            lines.append("  " + _LLCM_PROTOCOL_LINES.get(protocol, f"protocol {protocol}"))
+    lines.extend(f"WARNING: {note}" for note in info.get("notes", []))
     diffs = official_differences(info)
     if synthetic:
         lines.append("  note: this is the built-in synthetic set (SYSU-MM01 layout); its counts "

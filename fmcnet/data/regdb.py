@@ -86,10 +86,12 @@ def load_regdb(root: str | os.PathLike, *, trial: int = 1) -> VIDataset:
     test_i = _image_set(*rows["test", "thermal"], THERMAL_CAM, "infrared")
     splits = {
         "visible_to_infrared": EvalSplit(
-            "visible_to_infrared", "regdb", test_v, test_i, [np.arange(len(test_i))]
+            "visible_to_infrared", "regdb", test_v, test_i, [np.arange(len(test_i))],
+            sampler="fixed",
         ),
         "infrared_to_visible": EvalSplit(
-            "infrared_to_visible", "regdb", test_i, test_v, [np.arange(len(test_v))]
+            "infrared_to_visible", "regdb", test_i, test_v, [np.arange(len(test_v))],
+            sampler="fixed",
         ),
     }
     return VIDataset(

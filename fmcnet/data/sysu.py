@@ -9,25 +9,43 @@ root/exp/rand_perm_cam.mat                   (optional) the owners' gallery perm
 Training uses train ∪ val ids (or train only with ``validate=True``); queries are every
 test-id image of cam3 and cam6; the four gallery settings draw 1 (single-shot) or 10
 (multi-shot) images per (identity, camera) from cams 1, 2, 4, 5 (all-search) or 1, 2
-(indoor-search), with the owners' permutations when the ``.mat`` file is present and
-seeded draws otherwise.
+(indoor-search). Three gallery samplers, each named in every result:
+
+* ``owners`` -- the owners' ``exp/rand_perm_cam.mat`` (the official MATLAB protocol);
+* ``agw``    -- the draw of the AGW baseline's ``process_gallery_sysu`` (single-shot),
+  which AGW-lineage papers (AGW, CAJ, DEEN, MMN, DNS, ...) report;
+* ``seeded`` -- this repo's own seeded draw (multi-shot without the ``.mat``).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fmcnet.data.base import DatasetError, EvalSplit, ImageSet, TrainSet, VIDataset, reindex
+from fmcnet.data.base import (
+    DatasetError,
+    EvalSplit,
+    ImageSet,
+    TrainSet,
+    VIDataset,
+    describe_samplers,
+    reindex,
+)
 
 VISIBLE_CAMS = (1, 2, 4, 5)
 INFRARED_CAMS = (3, 6)
 INDOOR_CAMS = (1, 2)
 SHOTS = {"single": 1, "multi": 10}
 SPLITS = ("all/single", "all/multi", "indoor/single", "indoor/multi")
+GALLERY_SAMPLERS = ("auto", "owners", "agw", "seeded")
+# AGW's `process_gallery_sysu` camera lists, in its order (the inner loop of the draw)
+AGW_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 _LAYOUT = "expected cam1..cam6/ and exp/ (see docs/datasets.md)"
 
@@ -107,6 +125,98 @@ def within_group_rank(groups: np.ndarray, rng: np.random.Generator) -> np.ndarra
 def group_ids(pids: np.ndarray, cams: np.ndarray) -> np.ndarray:
     """One integer per (identity, camera) pair."""
     return np.unique(np.stack([pids, cams], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def listing_cache() -> Callable[[Path], list[str] | None]:
+    """`sorted(os.listdir(folder))` -- every entry, no extension filter, as the AGW / DEEN
+    code lists a folder -- or None when `folder` is not a directory; each folder read once."""
+    seen: dict[Path, list[str] | None] = {}
+
+    def listing(folder: Path) -> list[str] | None:
+        if folder not in seen:
+            seen[folder] = sorted(os.listdir(folder)) if folder.is_dir() else None
+        return seen[folder]
+
+    return listing
+
+
+def first_line_ids(path: Path) -> list[int]:
+    """The ids of the first line of an id file, in file order, repeats kept.
+
+    AGW and DEEN read ``file.read().splitlines()[0].split(',')``; empty tokens (a
+    trailing comma), which would stop their ``int()``, are skipped.
+    """
+    text = path.read_text()
+    line = text.splitlines()[0] if text.strip() else ""
+    return [int(tok) for tok in line.split(",") if tok.strip()]
+
+
+def python_random_draw(
+    folders: Sequence[Path], trial: int, listing: Callable[[Path], list[str] | None]
+) -> list[tuple[Path, str | None]]:
+    """One ``random.choice`` per existing folder, in the given order, seeded by `trial`.
+
+    Re-states the gallery draw of the AGW baseline (``process_gallery_sysu`` in
+    mangye16/Cross-Modal-Re-ID-baseline, PAMI23_Supervised/data_manager.py) and of DEEN
+    (``process_gallery_llcm`` in ZYK100/LLCM, DEEN/data_manager.py): ``random.seed(trial)``,
+    then for each folder that ``os.path.isdir``, ``random.choice`` of its sorted full
+    paths (sorting ``folder + '/' + name`` orders like the names). ``random.Random(trial)``
+    yields the stream ``random.seed(trial)`` gives the module functions; integer seeding
+    and ``choice`` have drawn the same numbers since Python 3.2.
+
+    Returns (folder, chosen name) per existing folder; an empty folder, on which their
+    ``random.choice`` raises IndexError, gives (folder, None) and consumes no draw.
+    """
+    rng = random.Random(trial)
+    out: list[tuple[Path, str | None]] = []
+    for folder in folders:
+        names = listing(folder)
+        if names is None:
+            continue
+        out.append((folder, rng.choice(names) if names else None))
+    return out
+
+
+def draw_rows(
+    pool: ImageSet,
+    folders: Sequence[Path],
+    trials: int,
+    listing: Callable[[Path], list[str] | None],
+    title: str,
+    notes: list[str],
+) -> list[np.ndarray]:
+    """Rows of `pool` picked by `python_random_draw` for trials 0..trials-1 (ascending).
+
+    A pick that is not one of the pool's images (a stray non-image file in a folder,
+    which the reference code would fail to open) or an empty folder is left out with a
+    warning naming it; the draw stream is unchanged by that, so later picks still match.
+    """
+    row_of = {p: i for i, p in enumerate(pool.paths)}
+    out = []
+    for t in range(trials):
+        rows = []
+        for folder, name in python_random_draw(folders, t, listing):
+            if name is None:
+                _note(notes, f"{title}: {folder} is empty; the reference code would stop on it "
+                             "(random.choice of an empty list), here it adds no gallery image")
+                continue
+            row = row_of.get(str(folder / name))
+            if row is None:
+                _note(notes, f"{title}: the draw picks {folder / name}, which is not an image "
+                             "of this copy (the reference code would fail to open it); left out "
+                             "of the trials that pick it -- remove stray files from the image "
+                             "folders")
+                continue
+            rows.append(row)
+        out.append(np.sort(np.asarray(rows, dtype=np.int64)))
+    return out
+
+
+def _note(notes: list[str], message: str) -> None:
+    """Warn once per message and keep it for `dataset-info`."""
+    if message not in notes:
+        notes.append(message)
+        warnings.warn(message, stacklevel=3)
 
 
 # ---- SYSU-MM01 --------------------------------------------------------------------------
@@ -209,18 +319,52 @@ def _owners_ranks(
     return ranks
 
 
+def _agw_ids(root: Path, test_ids: np.ndarray, notes: list[str]) -> list[str]:
+    """Test ids as AGW's draw loops over them: first line of exp/test_id.txt, "%04d", sorted."""
+    path = root / "exp" / "test_id.txt"
+    ids = first_line_ids(path)
+    if sorted(set(ids)) != test_ids.tolist():
+        _note(notes, f"SYSU-MM01: the first line of {path} lists {len(set(ids))} ids, the whole "
+                     f"file {len(test_ids)}; the agw sampler draws for the first line only, as "
+                     "AGW's code reads it")
+    return sorted(f"{i:04d}" for i in ids)  # AGW: "%04d" % x, sorted as strings
+
+
 def load_sysu(
-    root: str | os.PathLike, *, trials: int = 10, validate: bool = False
+    root: str | os.PathLike,
+    *,
+    trials: int = 10,
+    validate: bool = False,
+    gallery_sampler: str = "auto",
 ) -> VIDataset:
     """Read SYSU-MM01 (or the synthetic set, which shares its layout).
 
-    Gallery trial t (0-based) uses row t of the owners' ``exp/rand_perm_cam.mat`` when
-    present (``sampler="owners"``); otherwise ``np.random.default_rng(t)`` draws one
-    uniform key per all-search pool image (ordered by cam, pid, image) and the images
-    with the smallest keys of each (identity, camera) are taken (``sampler="seeded"``).
-    Either way single-shot takes the first image of the permutation and multi-shot the
-    first 10, and indoor-search uses the same draws restricted to cams 1 and 2.
+    `gallery_sampler` chooses how trial t (0-based) draws each gallery:
+
+    * ``"owners"``: row t of the owners' ``exp/rand_perm_cam.mat`` (the first 1 or 10
+      numbers), single- and multi-shot; indoor-search is the same draw restricted to
+      cams 1, 2 (as the owners' MATLAB code). Needs the file.
+    * ``"agw"``: single-shot as AGW's ``process_gallery_sysu`` draws it (see
+      `python_random_draw`): one ``random.Random(t)`` stream per (mode, trial) -- indoor
+      is drawn on its own, not restricted from all-search -- ids from the first line of
+      exp/test_id.txt as ``%04d``, sorted (outer loop), cams [1, 2, 4, 5] or [1, 2]
+      (inner loop), existing folders only, one ``choice`` per folder over its sorted
+      entries. AGW has no multi-shot: multi-shot uses ``owners`` when the ``.mat`` file
+      is present, else ``seeded``.
+    * ``"seeded"``: ``np.random.default_rng(t)`` draws one uniform key per all-search
+      pool image (ordered by cam, pid, image) and the images with the smallest keys of
+      each (identity, camera) are taken; single-shot is the first multi-shot image and
+      indoor-search the same draws restricted to cams 1, 2.
+    * ``"auto"`` (default): ``owners`` when ``exp/rand_perm_cam.mat`` is present, else
+      ``agw`` for single-shot (and ``seeded`` for multi-shot).
+
+    Each split's `sampler` names its draw; `VIDataset.sampler` sums them up. Gallery rows
+    are in pool order (camera, identity, image) for every sampler.
     """
+    if gallery_sampler not in GALLERY_SAMPLERS:
+        raise DatasetError(
+            f"gallery_sampler must be one of {GALLERY_SAMPLERS}, got {gallery_sampler!r}"
+        )
     root = check_root(root, "SYSU-MM01", _LAYOUT)
     exp = root / "exp"
     id_files = {s: exp / f"{s}_id.txt" for s in ("train", "val", "test")}
@@ -253,18 +397,38 @@ def load_sysu(
     pool_indoor = pool_all.subset(indoor_rows)
 
     mat_path = exp / "rand_perm_cam.mat"
-    if mat_path.is_file():
-        sampler = "owners"
-        ranks = _owners_ranks(mat_path, pool_all, found, trials)
-    else:
-        sampler = "seeded"
+    has_mat = mat_path.is_file()
+    if gallery_sampler == "owners" and not has_mat:
+        raise DatasetError(
+            f"gallery_sampler=owners needs the owners' permutations at {mat_path}, which does "
+            "not exist; copy evaluation/data_split/rand_perm_cam.mat from the owners' "
+            "evaluation code into exp/, or choose gallery_sampler=agw (what AGW-lineage papers "
+            "report) or seeded"
+        )
+    single = {"auto": "owners" if has_mat else "agw"}.get(gallery_sampler, gallery_sampler)
+    multi = "owners" if has_mat and gallery_sampler != "seeded" else "seeded"
+
+    ranks = {}
+    if "owners" in (single, multi):
+        ranks["owners"] = _owners_ranks(mat_path, pool_all, found, trials)
+    if "seeded" in (single, multi):
         groups = group_ids(pool_all.pids, pool_all.cams)
-        ranks = [within_group_rank(groups, np.random.default_rng(t)) for t in range(trials)]
+        ranks["seeded"] = [within_group_rank(groups, np.random.default_rng(t)) for t in range(trials)]
+    notes: list[str] = []
+    if single == "agw":
+        agw_ids = _agw_ids(root, ids["test"], notes)
+        listing = listing_cache()
 
     splits = {}
     for mode, pool, rows in (("all", pool_all, None), ("indoor", pool_indoor, indoor_rows)):
         for shot, k in SHOTS.items():
-            picks = [np.flatnonzero((r if rows is None else r[rows]) < k) for r in ranks]
+            sampler = single if shot == "single" else multi
+            if sampler == "agw":
+                folders = [root / f"cam{c}" / pid for pid in agw_ids for c in AGW_CAMS[mode]]
+                picks = draw_rows(pool, folders, trials, listing, "SYSU-MM01 agw sampler", notes)
+            else:
+                picks = [np.flatnonzero((r if rows is None else r[rows]) < k) for r in ranks[sampler]]
             name = f"{mode}/{shot}"
-            splits[name] = EvalSplit(name, "sysu", query, pool, picks)
-    return VIDataset("sysu", root, train, splits, sampler=sampler, val=val)
+            splits[name] = EvalSplit(name, "sysu", query, pool, picks, sampler=sampler)
+    return VIDataset("sysu", root, train, splits, sampler=describe_samplers(splits), val=val,
+                     notes=notes)

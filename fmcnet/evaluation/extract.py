@@ -43,7 +43,7 @@ def extract_features(
     device: torch.device | str,
     batch_size: int = 256,
     tta: bool = False,
-    amp: bool = True,
+    amp: bool = False,
     cpu_amp: bool = False,
     channels_last: bool = True,
     parts: bool = False,
@@ -53,11 +53,16 @@ def extract_features(
 
     Each image passes through `model.embed(x, modality)` exactly once (twice with
     `tta`: the image and its horizontal mirror, features averaged). Returns float32
-    L2-normalised features [N, C] on the CPU. bf16 autocast: `amp` on CUDA, `cpu_amp`
-    on the CPU. With `parts=True`, returns
+    L2-normalised features [N, C] on the CPU. With `parts=True`, returns
     `model.extract(x, modality)` -- a dict of every part, concatenated, not normalised
     (for the embedding maps). Only `len(images)` and slicing are used, so any object
     that slices into uint8 NHWC arrays works.
+
+    `amp=True` runs the network under bf16 autocast on CUDA (faster; the features differ
+    from fp32 in their low bits, which can reorder near-ties). The default is fp32, as
+    the reference implementations evaluate; reported numbers use `cfg.eval_amp`. On the
+    CPU `amp` applies only with `cpu_amp=True` (`cfg.cpu_amp`): without native bf16 it
+    is emulated and slower.
     """
     from fmcnet.data.augment import normalize  # the one normalisation (ImageNet mean/std)
 
@@ -66,9 +71,7 @@ def extract_features(
     was_training = model.training
     model.eval()
     outs: list = []
-    # bf16 autocast: `amp` on CUDA; on the CPU only when asked (`cpu_amp`), since without
-    # native bf16 it is emulated and slower
-    use_autocast = amp if cuda else (cpu_amp and device.type == "cpu")
+    use_autocast = amp and (cuda or (cpu_amp and device.type == "cpu"))
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if use_autocast
         else contextlib.nullcontext()

@@ -10,12 +10,15 @@ Protocols (docs: /work/shared/PROTOCOLS.md):
   the CMC is the owners' one: the kept list is reduced to its distinct identities in
   order of first appearance. mAP / mINP on the image-level kept list.
 * ``regdb`` -- nothing removed; image-level CMC.
-* ``llcm``  -- gallery images of the query's identity *and* camera removed; image-level
-  CMC (choice: the standard CMC, as the LLCM / DEEN evaluation code reports it).
+* ``llcm``  -- as DEEN's ``eval_llcm`` (ZYK100/LLCM): gallery images of the query's
+  identity *and* camera removed; distinct-identity CMC (as ``sysu``); image-level
+  mAP / mINP.
+* ``llcm_literal`` -- the same removal with an image-level CMC (``llcm_protocol=literal``).
+  Rank-1, mAP and mINP equal ``llcm``'s; Rank-k > 1 come out lower or equal.
 
 The numbers equal the per-query loops in `fmcnet.evaluation.reference` (the AGW
-baseline's `eval_sysu` / `eval_regdb`) to float rounding, with one documented choice:
-equal distances are ranked by gallery index (a stable sort), in both.
+baseline's `eval_sysu` / `eval_regdb`, DEEN's `eval_llcm`) to float rounding, with one
+documented choice: equal distances are ranked by gallery index (a stable sort), in both.
 A query without a true match among its kept gallery items is left out of every mean.
 """
 
@@ -29,7 +32,9 @@ import torch.nn.functional as F
 
 from fmcnet.utils import FMCNetError
 
-PROTOCOLS = ("sysu", "regdb", "llcm")
+PROTOCOLS = ("sysu", "regdb", "llcm", "llcm_literal")
+# protocols whose CMC counts distinct identities (the SYSU-MM01 owners' rule)
+DISTINCT_CMC = frozenset({"sysu", "llcm"})
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -115,7 +120,7 @@ def _rank_chunk(
     same_pid = ranked_pids == q_pids[:, None]
     if protocol == "sysu":
         keep = ~((q_cams == 3)[:, None] & (g_cams[order] == 2))
-    elif protocol == "llcm":
+    elif protocol in ("llcm", "llcm_literal"):
         keep = ~(same_pid & (g_cams[order] == q_cams[:, None]))
     else:
         keep = torch.ones_like(same_pid)
@@ -194,7 +199,7 @@ def _chunk_metrics(
     last = (start + num_rel - 1).clamp(0, len(rows) - 1)
     inp = num_rel.double() / pos[last].double()
 
-    if protocol == "sysu":
+    if protocol in DISTINCT_CMC:
         # owners' CMC: rank among distinct identities in order of first appearance.
         # The true identity first appears at the first hit, so its distinct rank is the
         # number of identities whose first kept appearance is at or before it.

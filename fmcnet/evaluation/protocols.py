@@ -2,8 +2,9 @@
 
 Each image is extracted once per call: features are kept per image path, so SYSU's four
 settings (which share the query set and draw their galleries from one pool) cost one
-pass over the queries and one over the gallery pool. A trial only re-selects gallery
-rows (`EvalSplit.trials[t]`) of a query x pool distance matrix computed once.
+pass over the queries and one over the gallery pool. A trial only re-selects rows
+(`EvalSplit.trial_rows(t)`: gallery rows, or query rows for LLCM "visible -> infrared"
+under DEEN's rules) of a query x pool distance matrix computed once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmcnet.data.base import EvalSplit, ImageSet, VIDataset
+from fmcnet.data.base import EvalSplit, ImageSet, VIDataset, describe_samplers
 from fmcnet.data.cache import load_images
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
@@ -74,11 +75,19 @@ class _FeatureStore:
         return out
 
 
-def _trial_metrics(d: torch.Tensor, split: EvalSplit, rows: np.ndarray, max_rank: int) -> dict:
-    q, g = split.query, split.gallery
-    m = rank_metrics(
-        d, q.pids, g.pids[rows], q.cams, g.cams[rows], protocol=split.protocol, max_rank=max_rank
-    )
+def _select(images: ImageSet, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """pids, cams of the trial's rows of one side (all of them when `rows` is None)."""
+    if rows is None:
+        return images.pids, images.cams
+    return images.pids[rows], images.cams[rows]
+
+
+def _trial_metrics(
+    d: torch.Tensor, split: EvalSplit, q_rows: np.ndarray | None, g_rows: np.ndarray | None,
+    max_rank: int,
+) -> dict:
+    (q_pids, q_cams), (g_pids, g_cams) = _select(split.query, q_rows), _select(split.gallery, g_rows)
+    m = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=split.protocol, max_rank=max_rank)
     cmc = m["cmc"] * 100.0
     return {
         "R1": float(cmc[0]), "R5": float(cmc[4]), "R10": float(cmc[9]), "R20": float(cmc[19]),
@@ -86,22 +95,33 @@ def _trial_metrics(d: torch.Tensor, split: EvalSplit, rows: np.ndarray, max_rank
     }
 
 
+def _take(x: torch.Tensor, rows: np.ndarray | None) -> torch.Tensor:
+    return x if rows is None else x[torch.as_tensor(rows, device=x.device)]
+
+
 def _save_trial0(
-    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor, rows: np.ndarray,
-    distmat: torch.Tensor,
+    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor,
+    q_rows: np.ndarray | None, g_rows: np.ndarray | None, distmat: torch.Tensor,
 ) -> None:
     # The scored distance matrix goes in too, so the browser ranks exactly what the metric
     # counted (re-ranked distances, no float16 rounding of the features).
     q, g = split.query, split.gallery
+    (q_pids, q_cams), (g_pids, g_cams) = _select(q, q_rows), _select(g, g_rows)
+
+    def paths(images: ImageSet, rows: np.ndarray | None) -> np.ndarray:
+        return np.asarray(images.paths if rows is None else [images.paths[i] for i in rows],
+                          dtype=str)
+
     buf = io.BytesIO()
     np.savez(
         buf,
-        q_feats=qf.numpy().astype(np.float16),
-        g_feats=gf[torch.as_tensor(rows)].numpy().astype(np.float16),
-        q_pids=q.pids.astype(np.int64), g_pids=g.pids[rows].astype(np.int64),
-        q_cams=q.cams.astype(np.int64), g_cams=g.cams[rows].astype(np.int64),
-        q_paths=np.asarray(q.paths, dtype=str), g_paths=np.asarray([g.paths[i] for i in rows],
-                                                                   dtype=str),
+        q_feats=_take(qf, q_rows).numpy().astype(np.float16),
+        g_feats=_take(gf, g_rows).numpy().astype(np.float16),
+        q_pids=q_pids.astype(np.int64), g_pids=g_pids.astype(np.int64),
+        q_cams=q_cams.astype(np.int64), g_cams=g_cams.astype(np.int64),
+        q_paths=paths(q, q_rows), g_paths=paths(g, g_rows),
+        # stored: LLCM "visible_to_infrared" under DEEN's rules has infrared queries
+        q_modality=np.asarray(q.modality), g_modality=np.asarray(g.modality),
         protocol=np.asarray(split.protocol), setting=np.asarray(split.name),
         distmat=distmat.float().cpu().numpy(),
     )
@@ -135,10 +155,11 @@ def evaluate_dataset(
 
     Returns ``{"settings": {name: {R1, R5, R10, R20, mAP, mINP (percent, mean over
     trials), "std": {...}, "per_trial": [...]}}, "trials": n, "tta", "rerank",
-    "sampler"}``. `trials`, `tta`, `rerank` default to the config. `device` defaults to
-    the model's; a given device moves the model there. With `save_dir`, trial 0 of
-    each setting is written to ``save_dir/<setting with '/' -> '_'>.npz`` for the
-    ranking browser.
+    "sampler", "samplers": {name: sampler}, "precision": "fp32" | "bf16"}``. `trials`,
+    `tta`, `rerank` default to the config; features are fp32 unless ``cfg.eval_amp``
+    (bf16 autocast, CUDA only). `device` defaults to the model's; a given device moves
+    the model there. With `save_dir`, trial 0 of each setting is written to
+    ``save_dir/<setting with '/' -> '_'>.npz`` for the ranking browser.
     """
     trials = cfg.trials if trials is None else int(trials)
     tta = cfg.tta if tta is None else bool(tta)
@@ -152,6 +173,10 @@ def evaluate_dataset(
     else:
         device = torch.device(device)
         model.to(device)
+    eval_amp = bool(cfg.eval_amp)
+    cpu_amp = bool(getattr(cfg, "cpu_amp", False))
+    bf16 = eval_amp and (device.type == "cuda" or (device.type == "cpu" and cpu_amp))
+    precision = "bf16" if bf16 else "fp32"  # autocast: CUDA, or the CPU with cpu_amp
 
     names = list(dataset.splits) if settings is None else list(settings)
     unknown = [n for n in names if n not in dataset.splits]
@@ -164,8 +189,8 @@ def evaluate_dataset(
     def extract(images, modality: str) -> torch.Tensor:
         return extract_features(
             model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
-            amp=cfg.amp, cpu_amp=getattr(cfg, "cpu_amp", False),
-            channels_last=cfg.channels_last, progress=progress,
+            amp=eval_amp, cpu_amp=cpu_amp, channels_last=cfg.channels_last,
+            progress=progress,
         )
 
     def load(images: ImageSet) -> np.ndarray:
@@ -187,17 +212,21 @@ def evaluate_dataset(
             distances[key] = pairwise_distance(qf.to(device), gf.to(device))
         per_trial = []
         for t in range(n):
-            rows = np.asarray(split.trials[t], dtype=np.int64)
+            q_rows, g_rows = split.trial_rows(t)
             if rerank:  # re-ranking depends on the whole gallery: recomputed per trial
-                d = re_ranking(qf.to(device), gf[torch.as_tensor(rows)].to(device))
+                d = re_ranking(_take(qf, q_rows).to(device), _take(gf, g_rows).to(device))
             else:
-                d = distances[key][:, torch.as_tensor(rows, device=device)]
-            per_trial.append(_trial_metrics(d, split, rows, max_rank))
+                d = _take(distances[key], q_rows)
+                if g_rows is not None:
+                    d = d[:, torch.as_tensor(g_rows, device=d.device)]
+            per_trial.append(_trial_metrics(d, split, q_rows, g_rows, max_rank))
             if t == 0 and save_dir is not None:
                 path = Path(save_dir) / f"{name.replace('/', '_')}.npz"
-                _save_trial0(path, split, qf, gf, rows, d)
+                _save_trial0(path, split, qf, gf, q_rows, g_rows, d)
         results[name] = _summary(per_trial)
+    samplers = {name: dataset.splits[name].sampler for name in names}
     return {
         "settings": results, "trials": used, "tta": tta, "rerank": rerank,
-        "sampler": dataset.sampler,
+        "sampler": describe_samplers({n: dataset.splits[n] for n in names}),
+        "samplers": samplers, "precision": precision,
     }

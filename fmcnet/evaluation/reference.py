@@ -1,4 +1,4 @@
-"""Per-query reference loops: the semantics of the AGW baseline's `eval_sysu` / `eval_regdb`.
+"""Per-query reference loops: the AGW baseline's `eval_sysu` / `eval_regdb`, DEEN's `eval_llcm`.
 
 These are slow on purpose. They re-state, one query at a time and in plain numpy, what
 the community's evaluation code computes, so that the vectorised `rank_metrics` can be
@@ -14,9 +14,10 @@ Differences from the AGW code, all deliberate and shared with `rank_metrics`:
   ``max_rank`` to the gallery size (which breaks on ragged distinct-identity lists);
 * sums run in float64 (AGW accumulates the CMC in float32; the difference is < 1e-7).
 
-AGW's SYSU loop also appends the distinct-identity CMC of queries without a true
-match before skipping them; such a curve is all zeros, so leaving it out (as here)
-gives the same sums and the same division by the number of valid queries.
+AGW's SYSU loop (and DEEN's LLCM loop) also appends the distinct-identity CMC of
+queries without a true match before skipping them; such a curve is all zeros, so
+leaving it out (as here) gives the same sums and the same division by the number of
+valid queries.
 """
 
 from __future__ import annotations
@@ -132,7 +133,20 @@ def eval_llcm_loop(
     g_camids: np.ndarray,
     max_rank: int = 20,
 ) -> tuple[np.ndarray, float, float]:
-    """LLCM: same identity + same camera removed; standard image-level CMC (LLCM/DEEN code)."""
+    """LLCM as DEEN's `eval_llcm` (ZYK100/LLCM, AGW/eval_metrics.py): same identity + same
+    camera removed; distinct-identity CMC (it returns `new_all_cmc`); image-level mAP / mINP."""
+    return _loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, "same_pid_cam", True)
+
+
+def eval_llcm_literal_loop(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 20,
+) -> tuple[np.ndarray, float, float]:
+    """LLCM with `llcm_protocol=literal`: the same removal, standard image-level CMC."""
     return _loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, "same_pid_cam", False)
 
 

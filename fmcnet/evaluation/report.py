@@ -25,6 +25,18 @@ SYNTHETIC_TITLE = (
     "built-in synthetic set (SYSU-MM01 layout) — NOT SYSU-MM01; "
     "the paper's numbers are shown for orientation only"
 )
+LLCM_NOTES = {
+    "deen": (
+        "LLCM protocol `deen`, as DEEN's code evaluates it: distinct-identity CMC, visible "
+        "cams 1–9 and infrared cams 1, 2, 4–9, galleries drawn with random.seed(trial); its "
+        "\"visible → infrared\" scores one sampled infrared image per (identity, camera) "
+        "as queries against every visible image."
+    ),
+    "literal": (
+        "LLCM protocol `literal`: the directions as named, every camera folder, "
+        "image-level CMC; not comparable with DEEN-lineage papers beyond R1 / mAP / mINP."
+    ),
+}
 SETTING_LABELS = {
     "all/single": "all-search, single-shot",
     "all/multi": "all-search, multi-shot",
@@ -61,16 +73,34 @@ def results_document(
     rerank: bool,
     selection: str,
     synthetic: bool,
+    eval_precision: str,
+    train_identities: int,
+    validate: bool,
+    pretrained: str,
+    llcm_protocol: str | None = None,
+    samplers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The results.json document. A synthetic run is recorded as dataset "synthetic"."""
+    """The results.json document. A synthetic run is recorded as dataset "synthetic".
+
+    Besides the numbers it records how they were made: the gallery `sampler` (summary)
+    and `samplers` (per setting), the LLCM protocol (None for other datasets), the
+    precision of the test-time features, TTA, re-ranking, the number of training
+    identities (SYSU-MM01: 395, or 296 with `validate`), and the pretrained source.
+    """
     return {
         "dataset": "synthetic" if synthetic else dataset,
         "profile": profile,
         "device": device,
         "commit": commit,
         "sampler": sampler,
+        "samplers": dict(samplers or {}),
+        "llcm_protocol": llcm_protocol,
         "trials": int(trials),
         "selection": selection,
+        "train_identities": int(train_identities),
+        "validate": bool(validate),
+        "pretrained": pretrained,
+        "eval_precision": eval_precision,
         "tta": bool(tta),
         "rerank": bool(rerank),
         "settings": settings_to_results(settings),
@@ -116,17 +146,27 @@ def table1_markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {SETTING_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     on_off = {True: "on", False: "off"}
     data = "synthetic (SYSU-MM01 layout, not SYSU-MM01)" if synthetic else title
+    identities = results.get("train_identities", "?")
+    if results.get("validate"):
+        identities = f"{identities} (val ids held out for model selection)"
+    llcm = results.get("llcm_protocol")
     lines += [
         "",
         (
-            f"Dataset: {data} · sampler: {results.get('sampler', '?')} · "
-            f"trials: {results.get('trials', '?')} · profile: {results.get('profile', '?')} · "
+            f"Dataset: {data} · gallery sampler: {results.get('sampler', '?')} · "
+            + (f"LLCM protocol: {llcm} · " if llcm else "")
+            + f"trials: {results.get('trials', '?')} · profile: {results.get('profile', '?')} · "
             f"model selection: {results.get('selection', '?')} · "
-            f"device: {results.get('device', '?')} · "
+            f"training identities: {identities} · "
+            f"pretrained: {results.get('pretrained', '?')} · "
+            f"evaluation precision: {results.get('eval_precision', '?')} · "
             f"TTA: {on_off.get(results.get('tta'), '?')} · "
             f"re-ranking: {on_off.get(results.get('rerank'), '?')} · "
+            f"device: {results.get('device', '?')} · "
             f"commit: {results.get('commit', '?')}. "
             "Values in percent; paper: FMCNet, CVPR 2022, Table 1."
         ),
     ]
+    if llcm in LLCM_NOTES:
+        lines += ["", LLCM_NOTES[llcm]]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,80 @@
+"""What the notebooks compute, so that the notebooks hold only prose, parameters and calls.
+
+One module per notebook stage; every public name is re-exported here, so notebooks and
+tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
+
+* `runs` (every notebook): `repo_path`, `run_folder`, `notebook_config`,
+  `train_or_resume`, `LiveCurves`, `describe_run`, `loss_history`;
+* `data` (00): `dataset_report`, `samples_by_camera`, `pixel_intensities`,
+  `images_per_camera`;
+* `features` (01, 02, 07): `FeatureSet` / `decomposed_features`, `pca_2d`;
+* `decompose` (01, SFD): `sample_batch`, `trace_shapes`, `separation_stats`,
+  `md_comparison`, `plot_decomposition`;
+* `compensate` (02, FMC): `plot_adversarial_dynamics`, `discriminator_scores`,
+  `compensation_stats`, `plot_discriminator_scores`, `plot_real_vs_generated`,
+  `real_and_generated`;
+* `fuse` (03, SFF): `omega_history`, `feature_variants`, `retrieval_table`,
+  `fusion_retrieval`;
+* `ablations` (06): `plot_ablation_bars` (the sweep itself is `fmcnet.sweep`).
+
+Notebook 05's CMC comes from results.json (`fmcnet.viz.figures.plot_cmc`).
+Figures are `matplotlib.figure.Figure` objects built without pyplot, like `fmcnet.viz`.
+"""
+
+from fmcnet.analysis.ablations import plot_ablation_bars
+from fmcnet.analysis.compensate import (
+    DIRECTIONS,
+    compensation_stats,
+    discriminator_scores,
+    plot_adversarial_dynamics,
+    plot_discriminator_scores,
+    plot_real_vs_generated,
+    real_and_generated,
+)
+from fmcnet.analysis.data import (
+    dataset_report,
+    images_per_camera,
+    pixel_intensities,
+    samples_by_camera,
+)
+from fmcnet.analysis.decompose import (
+    MD_SETTINGS,
+    Batch,
+    MDComparison,
+    md_comparison,
+    plot_decomposition,
+    sample_batch,
+    separation_stats,
+    trace_shapes,
+)
+from fmcnet.analysis.features import FeatureSet, decomposed_features, pca_2d
+from fmcnet.analysis.fuse import (
+    feature_variants,
+    fusion_retrieval,
+    omega_history,
+    retrieval_table,
+)
+from fmcnet.analysis.runs import (
+    LiveCurves,
+    describe_run,
+    loss_history,
+    notebook_config,
+    repo_path,
+    repo_root,
+    run_folder,
+    runs_root,
+    train_or_resume,
+    with_switches,
+)
+
+__all__ = [
+    "DIRECTIONS", "MD_SETTINGS", "Batch", "FeatureSet", "LiveCurves", "MDComparison",
+    "compensation_stats", "dataset_report", "decomposed_features", "describe_run",
+    "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",
+    "loss_history", "md_comparison", "notebook_config", "omega_history", "pca_2d",
+    "pixel_intensities", "plot_ablation_bars", "plot_adversarial_dynamics",
+    "plot_decomposition", "plot_discriminator_scores", "plot_real_vs_generated",
+    "real_and_generated", "repo_path", "repo_root", "retrieval_table", "run_folder",
+    "runs_root", "sample_batch", "samples_by_camera", "separation_stats", "trace_shapes",
+    "train_or_resume", "with_switches",
+]
