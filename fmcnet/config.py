@@ -109,7 +109,11 @@ class Config:
     grad_clip: float | None = None
 
     # ---- speed -------------------------------------------------------------------
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast in training on CUDA (on the CPU only with cpu_amp)
+    # Let `amp` (training) and `eval_amp` (evaluation) apply on the CPU too: only faster
+    # on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere emulated and ~12x slower
+    # (bench/demo_step.py, BENCHMARKS.md).
+    cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
 

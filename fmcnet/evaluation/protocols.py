@@ -174,7 +174,9 @@ def evaluate_dataset(
         device = torch.device(device)
         model.to(device)
     eval_amp = bool(cfg.eval_amp)
-    precision = "bf16" if eval_amp and device.type == "cuda" else "fp32"  # autocast: CUDA only
+    cpu_amp = bool(getattr(cfg, "cpu_amp", False))
+    bf16 = eval_amp and (device.type == "cuda" or (device.type == "cpu" and cpu_amp))
+    precision = "bf16" if bf16 else "fp32"  # autocast: CUDA, or the CPU with cpu_amp
 
     names = list(dataset.splits) if settings is None else list(settings)
     unknown = [n for n in names if n not in dataset.splits]
@@ -187,7 +189,8 @@ def evaluate_dataset(
     def extract(images, modality: str) -> torch.Tensor:
         return extract_features(
             model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
-            amp=eval_amp, channels_last=cfg.channels_last, progress=progress,
+            amp=eval_amp, cpu_amp=cpu_amp, channels_last=cfg.channels_last,
+            progress=progress,
         )
 
     def load(images: ImageSet) -> np.ndarray:
