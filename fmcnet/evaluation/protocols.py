@@ -18,6 +18,7 @@ import torch
 
 from fmcnet.data.base import EvalSplit, ImageSet, VIDataset
 from fmcnet.data.cache import load_images
+from fmcnet.evaluation import diagnostics as diag
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
 from fmcnet.evaluation.rerank import re_ranking
@@ -130,6 +131,7 @@ def evaluate_dataset(
     rerank: bool | None = None,
     save_dir: str | Path | None = None,
     progress: bool = True,
+    diagnostics: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on every setting (or the named `settings`) of `dataset`.
 
@@ -138,7 +140,9 @@ def evaluate_dataset(
     "sampler"}``. `trials`, `tta`, `rerank` default to the config. `device` defaults to
     the model's; a given device moves the model there. With `save_dir`, trial 0 of
     each setting is written to ``save_dir/<setting with '/' -> '_'>.npz`` for the
-    ranking browser.
+    ranking browser. With `diagnostics` and an FMCNet, the result also holds "features":
+    the retrieval of each feature on its own in the first setting (`features_setting`),
+    from the same extraction (`fmcnet.evaluation.diagnostics`).
     """
     trials = cfg.trials if trials is None else int(trials)
     tta = cfg.tta if tta is None else bool(tta)
@@ -161,11 +165,16 @@ def evaluate_dataset(
             f"available: {sorted(dataset.splits)}"
         )
 
+    # Diagnostics need every part of FMCNet.extract: the store then keeps them packed in
+    # one tensor per image (diagnostics.pack_parts) and the retrieval feature is read from it.
+    parts = diagnostics and diag.diagnosable(model)
+
     def extract(images, modality: str) -> torch.Tensor:
-        return extract_features(
+        out = extract_features(
             model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
-            amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
+            amp=cfg.amp, channels_last=cfg.channels_last, progress=progress, parts=parts,
         )
+        return diag.pack_parts(out, model) if parts else out
 
     def load(images: ImageSet) -> np.ndarray:
         return load_images(images, (cfg.height, cfg.width), progress=progress)
@@ -173,15 +182,21 @@ def evaluate_dataset(
     store = _FeatureStore(extract)
     distances: dict[tuple[int, int], torch.Tensor] = {}
     results: dict[str, Any] = {}
+    features: dict[str, Any] = {}
     used = 0
     for name in names:
         split = dataset.splits[name]
         qf, gf = store.features(split.query, load), store.features(split.gallery, load)
+        key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
+        if parts:
+            if name == diag.main_setting(dataset):
+                features = diag.feature_retrieval(qf, gf, split, model, trials=trials,
+                                                  device=device)
+            qf, gf = diag.retrieval_part(qf, model), diag.retrieval_part(gf, model)
         n = min(trials, len(split.trials))
         if n == 0:
             raise FMCNetError(f"setting {name!r} of {dataset.name} has no gallery trials")
         used = max(used, n)
-        key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
         if not rerank and key not in distances:
             distances[key] = pairwise_distance(qf.to(device), gf.to(device))
         per_trial = []
@@ -196,7 +211,10 @@ def evaluate_dataset(
                 path = Path(save_dir) / f"{name.replace('/', '_')}.npz"
                 _save_trial0(path, split, qf, gf, rows, d)
         results[name] = _summary(per_trial)
-    return {
+    out = {
         "settings": results, "trials": used, "tta": tta, "rerank": rerank,
         "sampler": dataset.sampler,
     }
+    if features:
+        out["features"], out["features_setting"] = features, diag.main_setting(dataset)
+    return out
