@@ -285,3 +285,39 @@ def test_fmcnet_loss_uses_the_configured_constants():
     want = (terms["id"] + terms["shs"] + 0.3 * terms["dc"] + 0.2 * terms["sps"]
             + 0.25 * (terms["gan_g"] + terms["ic"] + terms["fc"]) + terms["mc"] + terms["fid"])
     assert math.isclose(float(total), float(want), rel_tol=1e-5)
+
+
+def _optimise_features_under_md(space: str, scale: float, steps: int = 200) -> dict:
+    """Non-negative features (GAP follows a ReLU) optimised alone under L_MD (Eq. 7)."""
+    P, K, D = 4, 2, 32
+    y = torch.arange(P).repeat_interleave(K)
+    torch.manual_seed(0)
+    theta = [torch.randn(P * K, D, requires_grad=True) for _ in range(4)]
+    opt = torch.optim.Adam(theta, lr=1e-2)
+    for _ in range(steps):
+        c = [losses.class_centers(losses.to_feature_space(F.relu(t), space, scale), y)
+             for t in theta]
+        total, terms = losses.md_loss(c[0], c[1], c[2], c[3])
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+def test_the_profiles_md_geometry_is_satisfiable(profile):
+    """Eqs. 4 and 5 can both hold in the centre-loss space each profile uses: optimising the
+    features alone drives every L_dc and L_sps hinge to 0 (docs/method_readings.md)."""
+    from fmcnet.config import make_config
+
+    cfg = make_config(profile)
+    terms = _optimise_features_under_md(cfg.center_loss_space, cfg.center_loss_scale)
+    assert terms["hinge/dc"] == 0.0 and terms["hinge/sps"] == 0.0
+    assert terms["dc"] == 0.0 and terms["sps"] == 0.0
+
+
+def test_md_geometry_on_the_unit_sphere_is_not_satisfiable():
+    """Unit-length non-negative centres are <= sqrt(2) apart: Eq. 5's spread >= 0.7 and
+    Eq. 4's specific-to-shared >= spread + 1 cannot both hold, whatever the optimiser does."""
+    terms = _optimise_features_under_md("l2", 1.0)
+    assert terms["hinge/dc"] == 1.0 and terms["dc"] > 1.0
