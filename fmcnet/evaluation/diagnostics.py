@@ -8,7 +8,9 @@ setting from the features the evaluation has already extracted (no second pass):
 set (`pack_parts`), and the retrieval feature is read from it (`retrieval_part`).
 
 Every view is L2-normalised and ranked by Euclidean distance, as the retrieval feature
-is, under the same protocol and the same gallery trials as the main table. The views
+is, under the same protocol and the same gallery trials as the main table (with TTA when
+the evaluation uses it; never re-ranked, so with `rerank` "fused" differs from the main
+table). The views
 (docs/method_readings.md, "What each feature retrieves"), for a query of modality q and a
 gallery of modality g:
 

@@ -153,8 +153,7 @@ class FMCNet(nn.Module):
 
         F_fp of the image's own modality for the full model (a visible image goes through
         E_V, E^V_sp, E_sh and G_{V->I}), Cat(F_sh, V-specific, I-specific) for
-        fusion="concat", F_sh for
-        fusion="none" (Base, Base+SFD). Widths with ResNet-50: 4096 / 6144 / 2048
+        fusion="concat", F_sh for fusion="none" (Base, Base+SFD). Widths with ResNet-50: 4096 / 6144 / 2048
         (ResNet-18/34: 1024 / 1536 / 512).
         """
         feats = self.extract(x, modality, _retrieval_only=True)
