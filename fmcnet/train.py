@@ -31,6 +31,7 @@ from fmcnet.data.base import VIDataset
 from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
+from fmcnet.model.backbone import check_pretrained, weights_source
 from fmcnet.utils import (
     FMCNetError,
     atomic_torch_save,
@@ -359,7 +360,7 @@ def _no_pretrained(cfg: Config) -> Config:
     """Weights come from the checkpoint: do not look for ImageNet weights again."""
     import dataclasses
 
-    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None, require_pretrained=False)
+    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -429,6 +430,11 @@ def train(
             f"{run_dir} already holds a run ({last_path}); pass --resume to continue it "
             "or choose another --out"
         )
+    # Before any data is loaded: a run that asked for ImageNet weights never trains without.
+    init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
+                            pretrained_path=cfg.pretrained_path)
+    if is_main:
+        print(_describe_init(init, cfg))
     dataset = dataset or dataset_for_config(cfg)
     size = (cfg.height, cfg.width)
     images_v = DeviceImages(load_images(dataset.train.visible, size, progress=show), device,
@@ -533,7 +539,8 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
-            **{n if n == "disc_acc" else f"loss/{n}": float(v)
+            # loss terms as loss/<name>; "disc_acc" and "hinge/<term>" are not losses
+            **{n if n == "disc_acc" or "/" in n else f"loss/{n}": float(v)
                for n, v in zip(term_names, values.mean(0))},
             **omega_values(model),
             "images_per_s": n_interval / elapsed if elapsed > 0 else float("nan"),
@@ -618,14 +625,23 @@ def train(
     return TrainResult(run_dir, model, dataset, cfg, results, history)
 
 
+def _describe_init(source: str, cfg: Config) -> str:
+    """The log line that says what the backbone starts from."""
+    if source == "random":
+        return (f"backbone {cfg.backbone}: random init (pretrained=false), not the paper's "
+                "ImageNet start -- accuracy will be far below the paper's; the pre-trained "
+                "parts' LR multiplier (pretrained_lr_mult) is not applied")
+    return (f"backbone {cfg.backbone}: weights {source}; ResNet parts at "
+            f"{cfg.pretrained_lr_mult:g}x the base LR")
+
+
 def omega_values(model: torch.nn.Module) -> dict[str, float]:
-    """The SFF fusion weights (Eq. 15) for the metrics log; empty without SFF."""
-    values = {}
-    for name, p in model.named_parameters():
-        if "omega" in name and p.numel() <= 4:
-            for j, v in enumerate(p.detach().float().flatten().tolist()):
-                values[f"omega/{name.replace('.', '/')}" + (f"/{j + 1}" if p.numel() > 1 else "")] = v
-    return values
+    """The SFF fusion weights (Eq. 15) for the metrics log: omega/v_specific (w1) and
+    omega/i_specific (w2); empty without SFF."""
+    sff = getattr(model, "sff", None)
+    if sff is None:
+        return {}
+    return {f"omega/{kind}": value for kind, value in sff.omega_values().items()}
 
 
 def _average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
@@ -692,6 +708,11 @@ def evaluate_run(
         validate=dataset.val is not None,  # val ids held out of training (SYSU-MM01 only)
         pretrained=getattr(model, "pretrained_source", "unknown"),
     )
+    results["pretrained"] = weights_source(cfg.backbone, pretrained=cfg.pretrained,
+                                           pretrained_path=cfg.pretrained_path)
+    if "features" in evaluation:  # fmcnet.evaluation.diagnostics
+        results["features_setting"] = evaluation["features_setting"]
+        results["features"] = evaluation["features"]
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "results.md", table1_markdown(results) + "\n")
     return results
