@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fmcnet-$(REQ_HASH)
 export FMCNET_DATA ?= $(CURDIR)/.cache/data
 export MPLBACKEND ?= Agg
 
-.PHONY: venv demo test test-unit test-notebooks test-e2e lab lint bench clean
+.PHONY: venv demo test test-unit test-notebooks test-e2e lab lint bench clean gpu-check
 
 venv: $(STAMP)
 
@@ -52,3 +52,9 @@ bench: venv
 
 clean:
 	rm -rf .cache runs .pytest_cache
+
+# The GPU acceptance check: one call on a GPU machine, with whatever python3 has torch
+# (no venv, nothing installed). Writes $(GPU_CHECK_OUT)/gpu-check.json and .md.
+GPU_CHECK_OUT ?= runs/gpu-check
+gpu-check:
+	$(PYTHON) -m fmcnet gpu-check --out $(GPU_CHECK_OUT)

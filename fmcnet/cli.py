@@ -1,4 +1,4 @@
-"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep}``.
+"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep,gpu-check}``.
 
 Errors meant for the user (bad dataset trees, bad configuration, mismatched
 checkpoints) print one message and exit non-zero, without a traceback.
@@ -239,6 +239,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from fmcnet.gpu_check import failed_sections, run_check, summary_table
+
+    result = run_check(args.out, device=args.device, tiny=args.tiny, budget_s=args.budget_s,
+                       sections=args.sections.split(",") if args.sections else None,
+                       seed=args.seed, compile=not args.no_compile)
+    print(summary_table(result))
+    print(f"gpu-check ({result['mode']}, {result['wall_s']} s): {args.out}/gpu-check.json "
+          f"and gpu-check.md")
+    failed = failed_sections(result)
+    if failed:
+        print(f"error: gpu-check section(s) failed: {', '.join(failed)} (see gpu-check.json)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_results(results: dict[str, Any]) -> None:
     from fmcnet.evaluation.report import table1_markdown
 
@@ -310,6 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("gpu-check", help="prove and measure the GPU path in one call "
+                       "(make gpu-check); --device cpu --tiny is the dry run")
+    p.add_argument("--out", required=True, help="folder for gpu-check.json and gpu-check.md")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--tiny", action="store_true",
+                   help="toy shapes, every code path (about a minute on a CPU); numbers meaningless")
+    p.add_argument("--budget-s", type=float, default=400.0,
+                   help="seconds for all sections; a section that would not fit is skipped "
+                        "and reported (default 400, within the 8-minute goal)")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated subset of: matmul,step,data,run,extraction,"
+                        "protocol,compile")
+    p.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_gpu_check)
     return parser
 
 

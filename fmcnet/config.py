@@ -3,8 +3,10 @@
 The CLI (`key=value`), YAML files (`configs/*.yaml`) and papermill parameters all
 resolve to a `Config` through `make_config`. Three named profiles:
 
-* ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50, 288x144,
-  P=4 x K=8 per modality, SGD, 80 epochs, train on train+val, keep the last epoch.
+* ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50 from ImageNet
+  weights (a run stops before training when they are missing), 288x144, P=4 x K=8 per
+  modality, SGD, 80 epochs, train on train+val, keep the last epoch; the centre losses on
+  the raw GAP features, as the paper writes them.
 * ``quick`` -- the CPU demo: ResNet-18 (same split points), 96x48 images, 288 Adam steps,
   without the decorrelation term L_dc (Eq. 4): Table 3's "+ L_shs + L_sps" row.
 * ``smoke`` -- tests and nbval: a handful of steps on tiny images.
@@ -57,13 +59,18 @@ class Config:
 
     # ---- model (issue 3) ---------------------------------------------------------
     backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
-    pretrained: bool = False  # torchvision ImageNet weights from the user's cache
+    # The paper starts every ResNet part from ImageNet weights. They are read from the
+    # torch hub cache (never downloaded); when missing, the run stops before training and
+    # says where torchvision looks. `pretrained=false` is random init on purpose, and the
+    # log and results.json say so.
+    pretrained: bool = True
     pretrained_path: str | None = None  # or an explicit state-dict file
-    require_pretrained: bool = False  # error instead of warning when weights are missing
     last_stride: int = 1
     bnneck: bool = False
     generator_hidden: int = 1024
-    omega_init: tuple[float, float] = (1.0, 0.5)
+    # SFF weights (w1, w2) of the V-specific and I-specific kinds (Eq. 15, read as in
+    # docs/method_readings.md). Choice: equal, so F_fu starts as the mean of the two kinds.
+    omega_init: tuple[float, float] = (0.5, 0.5)
 
     # ---- ablation switches (FMCNET_SPEC section 4) -------------------------------
     sfd: bool = True  # specific branches + MD loss; off = the paper's "Base"
@@ -86,11 +93,23 @@ class Config:
     rho4: float = 0.7
     beta: float = 2.0
     fmc_weight: float = 1.0  # choice: the paper gives no weight for L_FMC
-    # Choice: the centre losses (Eqs. 4-6, 17) and L_FC (Eq. 13) see L2-normalised
-    # features. The paper is silent on feature scale, but its margins (rho = 0.7, 1.0)
-    # only bite on a unit scale; on raw GAP features these sums reach 1e3 and diverge
-    # from random init. "none" applies the equations to the raw features.
-    loss_feature_norm: str = "l2"  # l2 | none
+    # The feature space of the centre losses (Eqs. 4-6, 17): raw | l2 | scaled, where
+    # scaled = center_loss_scale * unit length. The paper applies them to the raw GAP
+    # features F of Eqs. 1-3 and mentions no normalisation: `paper` reads it literally.
+    # Not l2: GAP after ReLU is non-negative, so unit-length centres are at most sqrt(2)
+    # apart; Eq. 5 then needs a spread >= rho2 = 0.7 and Eq. 4 a specific-to-shared
+    # distance >= 0.7 + rho1 = 1.7 > sqrt(2) -- never satisfiable. Measured optimising the
+    # features alone under L_MD (P=4, K=8, D=2048, ReLU'd, 1500 Adam steps): on l2, L_dc
+    # stays at 4.13 with every dc hinge active; raw, or scaled with s = 1.5 or 3, reach 0
+    # on every dc and sps hinge.
+    center_loss_space: str = "raw"
+    center_loss_scale: float = 1.0  # used with center_loss_space=scaled
+    # L_FC (Eq. 13) has its own space. It sums |.| over all D dims, so on raw features
+    # (norm ~30) it is ~1e3 and its gradient swamps the generator (one SGD step at LR 0.1
+    # moved G's last layer by ~75 %); on unit-length features it is bounded (<= 2 sqrt(D)).
+    # The real centres stay the targets, so G still learns where F_sp points.
+    fc_loss_space: str = "l2"
+    fc_loss_scale: float = 1.0  # used with fc_loss_space=scaled
 
     # ---- optimisation (FMCNET_SPEC section 6) --------------------------------------
     epochs: int = 80
@@ -111,7 +130,11 @@ class Config:
     grad_clip: float | None = None
 
     # ---- speed -------------------------------------------------------------------
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast in training on CUDA (on the CPU only with cpu_amp)
+    # Let `amp` (training) and `eval_amp` (evaluation) apply on the CPU too: only faster
+    # on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere emulated and ~12x slower
+    # (bench/demo_step.py, BENCHMARKS.md).
+    cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
 
@@ -156,6 +179,8 @@ class Config:
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "quick": {
+        # No ImageNet weights on a CPU demo machine: random init, on purpose (logged).
+        "pretrained": False,
         "backbone": "resnet18",
         "height": 96,
         "width": 48,
@@ -182,6 +207,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "eval_batch_size": 128,
     },
     "smoke": {
+        "pretrained": False,
         "backbone": "resnet18",
         "height": 32,
         "width": 16,
@@ -208,6 +234,13 @@ class ConfigError(FMCNetError, ValueError):
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
+# Keys that existed once: a saved config or an old YAML file gets told what replaced them.
+_REMOVED = {
+    "loss_feature_norm": "it was split into center_loss_space (Eqs. 4-6, 17) and "
+                         "fc_loss_space (Eq. 13), each raw | l2 | scaled",
+    "require_pretrained": "pretrained=true now always stops when the weights are missing",
+}
+
 
 def _valid_keys() -> str:
     return ", ".join(sorted(_FIELDS))
@@ -215,6 +248,12 @@ def _valid_keys() -> str:
 
 def _coerce(key: str, value: Any) -> Any:
     """Turn a YAML/CLI/papermill value into the type the field declares."""
+    if key in _REMOVED:
+        raise ConfigError(
+            f"configuration key {key!r} no longer exists: {_REMOVED[key]}. A checkpoint "
+            "that has it was written by an older fmcnet (whose SFF weights differ too): "
+            "train it again"
+        )
     if key not in _FIELDS:
         raise ConfigError(f"unknown configuration key {key!r}; valid keys: {_valid_keys()}")
     default = getattr(Config(), key)
@@ -376,6 +415,8 @@ RANGES: dict[str, Range] = {
     "rho4": _NON_NEGATIVE,
     "beta": _NON_NEGATIVE,
     "fmc_weight": _NON_NEGATIVE,
+    "center_loss_scale": _POSITIVE,
+    "fc_loss_scale": _POSITIVE,
     "epochs": _at_least(1),
     "steps_per_epoch": _at_least(1),
     "lr": _POSITIVE,
@@ -407,7 +448,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("synthetic", "sysu", "regdb", "llcm"),
     "backbone": ("resnet18", "resnet34", "resnet50"),
     "fusion": ("sff", "concat", "none"),
-    "loss_feature_norm": ("l2", "none"),
+    "center_loss_space": ("raw", "l2", "scaled"),
+    "fc_loss_space": ("raw", "l2", "scaled"),
     "optimizer": ("sgd", "adam"),
     "gallery_sampler": ("auto", "owners", "agw", "seeded"),
     "llcm_protocol": ("deen", "literal"),

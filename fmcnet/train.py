@@ -36,6 +36,7 @@ from fmcnet.data.base import VIDataset
 from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
+from fmcnet.model.backbone import check_pretrained, weights_source
 from fmcnet.utils import (
     FMCNetError,
     atomic_torch_save,
@@ -149,6 +150,13 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> N
         group["lr"] = base_lr * group["lr_mult"] * factor
 
 
+def set_backend_flags(device: torch.device) -> None:
+    """Every training batch has the same shape: cuDNN times its convolution algorithms
+    for it once and keeps the fastest (measured by `python -m fmcnet gpu-check`)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 # ---------------------------------------------------------------------------------------
 # Training images on the device
 # ---------------------------------------------------------------------------------------
@@ -238,7 +246,8 @@ class TrainStep:
         self.model, self.cfg, self.world = model, cfg, world
         self.optimizer, self.disc_optimizer = optimizer, disc_optimizer
         self.forward = forward if forward is not None else model
-        self.autocast_enabled = cfg.amp and device.type == "cuda"
+        self.autocast_enabled = cfg.amp and (
+            device.type == "cuda" or (device.type == "cpu" and cfg.cpu_amp))
         self.device = device
         disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
         # Clipping bounds the network's update; the discriminators play their own game
@@ -492,7 +501,7 @@ def _no_pretrained(cfg: Config) -> Config:
     """Weights come from the checkpoint: do not look for ImageNet weights again."""
     import dataclasses
 
-    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None, require_pretrained=False)
+    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -663,6 +672,12 @@ def train(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     seed_everything(cfg.seed + rank)
+    set_backend_flags(device)
+    # Before any data is loaded: a run that asked for ImageNet weights never trains without.
+    init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
+                            pretrained_path=cfg.pretrained_path)
+    if is_main:
+        print(_describe_init(init, cfg))
 
     dataset = dataset or dataset_for_config(cfg)
     if ckpt is not None:
@@ -775,7 +790,8 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
-            **{n if n == "disc_acc" else f"loss/{n}": float(v)
+            # loss terms as loss/<name>; "disc_acc" and "hinge/<term>" are not losses
+            **{n if n == "disc_acc" or "/" in n else f"loss/{n}": float(v)
                for n, v in zip(term_names, values.mean(0))},
             **omega_values(model),
             "images_per_s": n_interval / elapsed if elapsed > 0 else float("nan"),
@@ -906,14 +922,23 @@ def train(
     return TrainResult(run_dir, model, dataset, cfg, results, history)
 
 
+def _describe_init(source: str, cfg: Config) -> str:
+    """The log line that says what the backbone starts from."""
+    if source == "random":
+        return (f"backbone {cfg.backbone}: random init (pretrained=false), not the paper's "
+                "ImageNet start -- accuracy will be far below the paper's; the pre-trained "
+                "parts' LR multiplier (pretrained_lr_mult) is not applied")
+    return (f"backbone {cfg.backbone}: weights {source}; ResNet parts at "
+            f"{cfg.pretrained_lr_mult:g}x the base LR")
+
+
 def omega_values(model: torch.nn.Module) -> dict[str, float]:
-    """The SFF fusion weights (Eq. 15) for the metrics log; empty without SFF."""
-    values = {}
-    for name, p in model.named_parameters():
-        if "omega" in name and p.numel() <= 4:
-            for j, v in enumerate(p.detach().float().flatten().tolist()):
-                values[f"omega/{name.replace('.', '/')}" + (f"/{j + 1}" if p.numel() > 1 else "")] = v
-    return values
+    """The SFF fusion weights (Eq. 15) for the metrics log: omega/v_specific (w1) and
+    omega/i_specific (w2); empty without SFF."""
+    sff = getattr(model, "sff", None)
+    if sff is None:
+        return {}
+    return {f"omega/{kind}": value for kind, value in sff.omega_values().items()}
 
 
 def _average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
@@ -935,7 +960,7 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
     for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
         feats[name] = extract_features(
             model, load_images(images, size, progress=False), images.modality, device=device,
-            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp,
+            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp, cpu_amp=cfg.cpu_amp,
         )
     q, g = dataset.val.infrared, dataset.val.visible
     dist_qg = pairwise_distance(feats["q"], feats["g"])
@@ -986,6 +1011,11 @@ def evaluate_run(
     )
     # the RegDB split the scores belong to (None for the other datasets)
     results = {"dataset": document.pop("dataset"), "trial": dataset.trial, **document}
+    results["pretrained"] = weights_source(cfg.backbone, pretrained=cfg.pretrained,
+                                           pretrained_path=cfg.pretrained_path)
+    if "features" in evaluation:  # fmcnet.evaluation.diagnostics
+        results["features_setting"] = evaluation["features_setting"]
+        results["features"] = evaluation["features"]
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "results.md", table1_markdown(results) + "\n")
     return results

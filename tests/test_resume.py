@@ -236,7 +236,8 @@ def test_every_key_but_the_documented_safe_ones_must_match_on_resume():
     fields = {f for f in Config.__dataclass_fields__}
     assert keys | safe == fields and not keys & safe and safe <= fields
     assert {"lambda1", "lambda2", "gan", "dc", "optimizer", "weight_decay", "momentum", "lr",
-            "erase_prob", "pad", "seed", "num_identities", "loss_feature_norm"} <= keys
+            "erase_prob", "pad", "seed", "num_identities", "center_loss_space", "fc_loss_space",
+            "cpu_amp"} <= keys
     doc = (REPO / "docs" / "reliability.md").read_text()
     for key in safe:  # the allow-list is documented, key by key
         assert f"`{key}`" in doc, key
