@@ -382,9 +382,10 @@ _POSITIVE = Range(0, lo_open=True)
 _NON_NEGATIVE = Range(0)
 _PROBABILITY = Range(0, 1)
 
-# ResNet reaches stride 16 at layer3: below 16 pixels the modality-specific stages
-# (layer3, layer4) see a single position made mostly of zero padding.
-MIN_IMAGE_SIDE = 16
+# The network splits after layer2, where ResNet reaches stride 8: below 8 pixels the
+# shared front hands the modality-specific stages a single position made mostly of zero
+# padding.
+MIN_IMAGE_SIDE = 8
 
 # Every numeric field and the values it accepts (tuple fields: each element). A test
 # checks that no numeric field of `Config` is missing here.
@@ -437,8 +438,10 @@ RANGES: dict[str, Range] = {
 }
 
 _WHY = {
-    "height": "ResNet's stride at layer3; smaller images leave the last stages only padding",
-    "width": "ResNet's stride at layer3; smaller images leave the last stages only padding",
+    "height": "ResNet's stride at the layer2 split; smaller images leave the specific "
+              "stages only padding",
+    "width": "ResNet's stride at the layer2 split; smaller images leave the specific "
+             "stages only padding",
     "seed": "numpy's generators take non-negative seeds",
 }
 

@@ -179,7 +179,7 @@ def test_train_refuses_a_run_whose_checkpoints_were_deleted(tmp_path, capsys):
      "checkpoint_every must be >= 1"),
     (["train", "--profile", "smoke", "--out", "r", "epochs=0"], "epochs must be >= 1"),
     (["train", "--profile", "smoke", "--out", "r", "trials=0"], "trials must be >= 1"),
-    (["train", "--profile", "smoke", "--out", "r", "height=7"], "height must be >= 16"),
+    (["train", "--profile", "smoke", "--out", "r", "height=7"], "height must be >= 8"),
     (["train", "--profile", "smoke", "--out", "r", "--root", "/data"], "dataset=synthetic"),
     (["train", "--profile", "smoke", "--out", "r", "--trial", "3"], "selects a RegDB split"),
 ])
