@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,6 +307,23 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def as_overrides(value: Any, name: str = "overrides") -> dict[str, Any]:
+    """A mapping of overrides; a string (papermill `-p overrides '{...}'`) is read as YAML."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name} is not valid YAML/JSON ({exc}); expected a mapping "
+                              "such as {\"epochs\": 10}") from None
+        value = value or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping of key: value such as {{\"epochs\": 10}}, "
+                          f"got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
 def make_config(
     profile: str | None = None,
     *,
@@ -319,7 +338,7 @@ def make_config(
     merged: dict[str, Any] = {}
     for f in yaml_files:
         merged.update(load_yaml(f))
-    merged.update(overrides or {})
+    merged.update(as_overrides(overrides))
     merged.update(kwargs)
     name = profile or merged.pop("profile", None) or "paper"
     merged.pop("profile", None)
@@ -332,20 +351,154 @@ def make_config(
     return cfg
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: lo..hi, each end open or closed (None: no end)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def __str__(self) -> str:
+        if self.lo is None and self.hi is None:
+            return "any finite number"
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return (f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+                f"{')' if self.hi_open else ']'}")
+
+
+def _at_least(lo: float) -> Range:
+    return Range(lo)
+
+
+_POSITIVE = Range(0, lo_open=True)
+_NON_NEGATIVE = Range(0)
+_PROBABILITY = Range(0, 1)
+
+# The network splits after layer2, where ResNet reaches stride 8: below 8 pixels the
+# shared front hands the modality-specific stages a single position made mostly of zero
+# padding.
+MIN_IMAGE_SIDE = 8
+
+# Every numeric field and the values it accepts (tuple fields: each element). A test
+# checks that no numeric field of `Config` is missing here.
+RANGES: dict[str, Range] = {
+    "seed": _NON_NEGATIVE,
+    "trial": Range(1, 10),
+    "height": _at_least(MIN_IMAGE_SIDE),
+    "width": _at_least(MIN_IMAGE_SIDE),
+    "synthetic_identities": _at_least(3),  # one per split at least
+    "synthetic_seed": _NON_NEGATIVE,
+    "synthetic_images_per_camera": _at_least(1),
+    "num_identities": _at_least(1),
+    "num_instances": _at_least(1),
+    "pad": _NON_NEGATIVE,
+    "flip_prob": _PROBABILITY,
+    "erase_prob": _PROBABILITY,
+    "erase_area": Range(0, 1, lo_open=True),
+    "erase_ratio": Range(0, 1, lo_open=True),
+    "last_stride": Range(1, 2),
+    "generator_hidden": _at_least(1),
+    "omega_init": Range(),
+    "lambda1": _NON_NEGATIVE,
+    "lambda2": _NON_NEGATIVE,
+    "rho1": _NON_NEGATIVE,
+    "rho2": _NON_NEGATIVE,
+    "rho3": _NON_NEGATIVE,
+    "alpha": _NON_NEGATIVE,
+    "rho4": _NON_NEGATIVE,
+    "beta": _NON_NEGATIVE,
+    "fmc_weight": _NON_NEGATIVE,
+    "center_loss_scale": _POSITIVE,
+    "fc_loss_scale": _POSITIVE,
+    "epochs": _at_least(1),
+    "steps_per_epoch": _at_least(1),
+    "lr": _POSITIVE,
+    "warmup_epochs": _NON_NEGATIVE,
+    "lr_milestones": _at_least(1),
+    "lr_gamma": _POSITIVE,
+    "momentum": Range(0, 1, hi_open=True),
+    "weight_decay": _NON_NEGATIVE,
+    "pretrained_lr_mult": _NON_NEGATIVE,
+    "omega_lr_mult": _NON_NEGATIVE,
+    "disc_lr": _NON_NEGATIVE,
+    "grad_clip": _POSITIVE,
+    "checkpoint_every": _at_least(1),
+    "log_every": _at_least(1),
+    "eval_batch_size": _at_least(1),
+    "trials": _at_least(1),
+    "max_rank": _at_least(1),
+}
+
+_WHY = {
+    "height": "ResNet's stride at the layer2 split; smaller images leave the specific "
+              "stages only padding",
+    "width": "ResNet's stride at the layer2 split; smaller images leave the specific "
+             "stages only padding",
+    "seed": "numpy's generators take non-negative seeds",
+}
+
+# Every enumerated string field and its choices (`device` is checked by its pattern).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "profile": tuple(PROFILES),
+    "dataset": ("synthetic", "sysu", "regdb", "llcm"),
+    "backbone": ("resnet18", "resnet34", "resnet50"),
+    "fusion": ("sff", "concat", "none"),
+    "center_loss_space": ("raw", "l2", "scaled"),
+    "fc_loss_space": ("raw", "l2", "scaled"),
+    "optimizer": ("sgd", "adam"),
+    "gallery_sampler": ("auto", "owners", "agw", "seeded"),
+    "llcm_protocol": ("deen", "literal"),
+}
+# String fields that hold free text (paths) rather than a choice.
+FREE_TEXT = ("data_root", "pretrained_path")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# Tuple fields whose length is fixed by their meaning.
+TUPLE_LENGTHS = {"erase_area": 2, "omega_init": 2}
+# The datasets each dataset-specific option applies to.
+DATASET_SCOPE = {"validate": ("synthetic", "sysu"), "trial": ("regdb",),
+                 "gallery_sampler": ("synthetic", "sysu"), "llcm_protocol": ("llcm",)}
+
+
 def validate(cfg: Config) -> None:
-    choices = {
-        "dataset": ("synthetic", "sysu", "regdb", "llcm"),
-        "backbone": ("resnet18", "resnet34", "resnet50"),
-        "fusion": ("sff", "concat", "none"),
-        "center_loss_space": ("raw", "l2", "scaled"),
-        "fc_loss_space": ("raw", "l2", "scaled"),
-        "optimizer": ("sgd", "adam"),
-        "gallery_sampler": ("auto", "owners", "agw", "seeded"),
-        "llcm_protocol": ("deen", "literal"),
-    }
-    for key, allowed in choices.items():
+    """Check every field against its type, range or choices (no data is touched).
+
+    Raises `ConfigError` naming the key, the value found and the values accepted.
+    """
+    for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if not isinstance(cfg.device, str) or not DEVICE_PATTERN.fullmatch(cfg.device):
+        raise ConfigError(
+            f"device must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}"
+        )
+    for key in FREE_TEXT:
+        value = getattr(cfg, key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} expects a path, got {value!r}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        default = f.default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{f.name} expects true or false, got {value!r}")
+    for key, allowed in RANGES.items():
+        _check_range(key, getattr(cfg, key), allowed)
+    lo, hi = cfg.erase_area
+    if lo > hi:
+        raise ConfigError(f"erase_area must be [min, max] with min <= max, got {list(cfg.erase_area)}")
+    if list(cfg.lr_milestones) != sorted(cfg.lr_milestones):
+        raise ConfigError(
+            f"lr_milestones must be increasing epochs, got {list(cfg.lr_milestones)}"
+        )
+    if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum == 0:
+        raise ConfigError("nesterov=true needs momentum > 0; set nesterov=false or a momentum")
     if cfg.fmc and not cfg.sfd:
         raise ConfigError("fmc=true needs sfd=true (the generators target the specific features)")
     if cfg.fusion != "none" and not (cfg.sfd and cfg.fmc):
@@ -353,10 +506,49 @@ def validate(cfg: Config) -> None:
             f"fusion={cfg.fusion!r} needs sfd=true and fmc=true (it combines F_sp with the "
             "generated F'_sp); use fusion=none for the Base and Base+SFD rows"
         )
-    if cfg.last_stride not in (1, 2):
-        raise ConfigError(f"last_stride must be 1 or 2, got {cfg.last_stride}")
-    if not 1 <= cfg.trial <= 10:
-        raise ConfigError(f"trial must be in 1..10, got {cfg.trial}")
+    # Options that do not apply to the dataset are an error, not silently ignored.
+    if cfg.validate and cfg.dataset not in DATASET_SCOPE["validate"]:
+        raise ConfigError(
+            f"validate=true holds out the SYSU-MM01 val ids; dataset={cfg.dataset} has none. "
+            "Drop validate=true"
+        )
+    if cfg.trial != 1 and cfg.dataset not in DATASET_SCOPE["trial"]:
+        raise ConfigError(
+            f"trial={cfg.trial} selects a RegDB split; dataset={cfg.dataset} has no trials. "
+            "Drop trial= (or --trial), or use --dataset regdb"
+        )
+    for key, default, what in (("gallery_sampler", "auto", "SYSU-MM01 galleries"),
+                               ("llcm_protocol", "deen", "the LLCM protocol")):
+        if getattr(cfg, key) != default and cfg.dataset not in DATASET_SCOPE[key]:
+            raise ConfigError(
+                f"{key}={getattr(cfg, key)} selects {what}; dataset={cfg.dataset} does not "
+                f"use it. Drop {key}= (or use dataset {' or '.join(DATASET_SCOPE[key])})"
+            )
+    if cfg.dataset == "synthetic" and cfg.data_root:
+        raise ConfigError(
+            f"data_root={cfg.data_root} is set but dataset=synthetic (the built-in set lives in "
+            "the cache); pass --dataset sysu, regdb or llcm for your copy"
+        )
+
+
+def _check_range(key: str, value: Any, allowed: Range) -> None:
+    if value is None and _FIELDS[key].default is None:  # optional fields: None means "off"
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) and key in TUPLE_LENGTHS and len(value) != TUPLE_LENGTHS[key]:
+        raise ConfigError(
+            f"{key} expects {TUPLE_LENGTHS[key]} numbers, got {list(value)}; "
+            f"default: {list(getattr(Config(), key))}"
+        )
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{key} expects a number ({allowed}), got {value!r}")
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        if v not in allowed:
+            shown = list(value) if isinstance(value, tuple) else value
+            why = f" ({_WHY[key]})" if key in _WHY else ""
+            raise ConfigError(f"{key} must be {allowed}{why}, got {shown!r}")
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:

@@ -119,29 +119,75 @@ def test_gradient_clipping_leaves_the_discriminators_out():
         torch.testing.assert_close(kept, free, rtol=1e-5, atol=0.0)
 
 
-def test_resume_continues_exactly(tmp_path, synthetic_dataset):
-    torch.use_deterministic_algorithms(True)
-    try:
-        cfg = smoke(epochs=2, steps_per_epoch=3)
-        straight = train(cfg, tmp_path / "a", dataset=synthetic_dataset, evaluate=False)
-        train(smoke(epochs=1, steps_per_epoch=3), tmp_path / "b", dataset=synthetic_dataset,
-              evaluate=False)
-        resumed = train(cfg, tmp_path / "b", dataset=synthetic_dataset, evaluate=False,
-                        resume=True)
-    finally:
-        torch.use_deterministic_algorithms(False)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert load_checkpoint(tmp_path / "b/checkpoints/last.pt")["global_step"] == 6
-
-
 def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, synthetic_dataset):
     cfg = smoke(epochs=1, steps_per_epoch=1)
     train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
     with pytest.raises(FMCNetError, match="--resume"):
         train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+
+
+@pytest.mark.parametrize("marker", ["config.yaml", "metrics.jsonl", "results.json",
+                                    "checkpoints"])
+def test_a_folder_holding_any_run_file_is_refused_before_data(tmp_path, monkeypatch, marker):
+    """E.g. a run whose checkpoints/ were deleted to save space: its results.json,
+    config.yaml and metrics.jsonl are not replaced."""
+    import fmcnet.data
+
+    def no_data(cfg):
+        raise AssertionError("the dataset was built before the folder was checked")
+
+    monkeypatch.setattr(fmcnet.data, "dataset_for_config", no_data)
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)  # an evaluation output alone is not a run
+    train_mod._refuse_existing_run(run)
+    if marker == "checkpoints":
+        (run / marker).mkdir()
+    else:
+        (run / marker).write_text("{}")
+    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); it has no "
+                                          r"checkpoints/last.pt to resume from"):
+        train(smoke(), run)
+    assert sorted(p.name for p in run.iterdir()) == sorted(["eval", marker])
+
+
+def _small_checkpoint(path):
+    state = {
+        "model": {"w": torch.arange(6.0)},
+        "optimizer": {"state": {0: {"momentum_buffer": torch.ones(6)}},
+                      "param_groups": [{"lr": 0.1, "params": [0]}]},
+        "sampler": {"epoch": 1, "position": 2, "seed": 0},
+        "config": {"backbone": "resnet18"},
+        "epoch": 1, "global_step": 5,
+    }
+    train_mod.save_checkpoint(path, state)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("flip", ["weights", "optimizer state", "sampler position", "config"])
+def test_the_checkpoint_hash_covers_the_whole_checkpoint(tmp_path, flip):
+    path = tmp_path / "last.pt"
+    state = _small_checkpoint(path)
+    assert load_checkpoint(path)["global_step"] == 5
+    if flip == "weights":
+        state["model"]["w"][3] += 1
+    elif flip == "optimizer state":
+        state["optimizer"]["state"][0]["momentum_buffer"][0] = 1.0000001
+    elif flip == "sampler position":
+        state["sampler"]["position"] = 1
+    else:
+        state["config"]["backbone"] = "resnet50"
+    torch.save(state, path)  # the old hash kept: what a flipped byte on disk amounts to
+    with pytest.raises(CheckpointMismatch, match="fails its content hash"):
+        load_checkpoint(path)
+
+
+def test_an_unreadable_checkpoint_is_explained_without_torch_advice(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": Path("/")}, path)  # a pickled object
+    with pytest.raises(CheckpointMismatch) as info:
+        load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
+    assert "never contains" in str(info.value) and "evil.pt" in str(info.value)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmcnet.config import Config, make_config, validate
+from fmcnet.config import Config, as_overrides, make_config, validate
 from fmcnet.data.base import VIDataset
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def notebook_config(
     `defaults` are the notebook's own choices (e.g. logging every step); the user's
     `overrides` win over them. YAML paths are relative to the checkout.
     """
-    merged = {**(defaults or {}), **(overrides or {})}
+    merged = {**(defaults or {}), **as_overrides(overrides)}
     return make_config(
         profile,
         yaml_files=[repo_path(f) for f in config_files],
@@ -93,18 +93,20 @@ def train_or_resume(
     """`fmcnet.train.train`, re-runnable: continue the run in `run_dir` or start it afresh.
 
     `resume=True` continues from `checkpoints/last.pt` when it exists (a finished run is
-    then only re-evaluated); `resume=False` deletes the folder's checkpoints and
-    evaluation outputs first (nothing else: a papermill output notebook may live there).
+    then only re-evaluated); `resume=False`, or a folder without a checkpoint (a run that
+    failed before its first one), deletes the folder's run files first (nothing else: a
+    papermill output notebook may live there).
     The returned `TrainResult.history` holds the whole metrics log, not only new records.
     """
     from fmcnet.train import read_metrics, train
 
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
-    if not resume:
+    if not resume or not last.exists():
         for stale in ("checkpoints", "eval"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-        for stale in ("results.json", "results.md", "metrics.jsonl"):
+        for stale in ("results.json", "results.md", "metrics.jsonl", "config.yaml",
+                      "resumes.jsonl"):
             (run_dir / stale).unlink(missing_ok=True)
     result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
                    callback=callback)
