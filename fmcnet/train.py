@@ -31,6 +31,7 @@ from fmcnet.data.base import VIDataset
 from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
+from fmcnet.tensorboard_log import TensorBoardLog
 from fmcnet.utils import (
     FMCNetError,
     atomic_torch_save,
@@ -377,11 +378,12 @@ def _distributed() -> tuple[int, int]:
 
 
 def _progress(iterable, enabled: bool, **kw):
+    """A bar on a terminal or in a notebook, one line per epoch in a log (`fmcnet.progress`)."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar
 
-    return tqdm(iterable, **kw)
+    return bar(iterable, **kw)
 
 
 def train(
@@ -461,6 +463,8 @@ def train(
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    tb = TensorBoardLog.open(run_dir, enabled=cfg.tensorboard and is_main,
+                             purge_step=global_step + 1 if resume else None)
 
     ddp_model = model
     if world > 1:
@@ -532,14 +536,17 @@ def train(
         if is_main:
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+        if tb is not None:
+            tb.write(record)
         if callback is not None:
             callback(record)
         pending, t_interval, n_interval = [], time.perf_counter(), 0
 
     if is_main and not resume:
         metrics_path.unlink(missing_ok=True)
-    epochs = _progress(range(start_epoch, cfg.epochs), show, desc="epochs",
-                       initial=start_epoch, total=cfg.epochs)
+    # in a log the per-epoch lines say it all: the outer bar stays silent there
+    epochs = _progress(range(start_epoch, cfg.epochs), show, desc="epochs", unit="epoch",
+                       initial=start_epoch, total=cfg.epochs, line=False, interval=0)
     epoch, step_in_epoch, updating = start_epoch, 0, False
     try:
         for epoch in epochs:
@@ -548,8 +555,8 @@ def train(
             if state["epoch"] != epoch or state["position"] >= steps_per_epoch:
                 sampler.set_epoch(epoch)
             step_in_epoch = sampler.state_dict()["position"]
-            bar = _progress(sampler, show, desc=f"epoch {epoch + 1}", leave=False,
-                            total=steps_per_epoch - step_in_epoch)
+            bar = _progress(sampler, show, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                            line=True, unit="step", total=steps_per_epoch - step_in_epoch)
             for idx_v, idx_i in bar:
                 factor = lr_factor(cfg, global_step, steps_per_epoch)
                 set_lr(optimizer, cfg.lr, factor)
@@ -578,6 +585,8 @@ def train(
             if cfg.validate and dataset.val is not None and at_checkpoint:
                 val_map = validation_map(model, dataset, cfg, device)
                 history[-1]["val_mAP"] = val_map
+                if tb is not None:
+                    tb.write({"global_step": global_step, "val_mAP": val_map})
                 if is_main and val_map > best["mAP"]:
                     best = {"mAP": val_map, "epoch": done}
                     save_checkpoint(ckpt_dir / "best.pt", checkpoint_state(done))
@@ -587,12 +596,16 @@ def train(
                 if cfg.keep_snapshots:
                     save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
     except KeyboardInterrupt:
+        if tb is not None:
+            tb.close()
         # Save where the run stands, unless the interrupt fell inside the update itself.
         if is_main and not updating:
             save_checkpoint(last_path, checkpoint_state(epoch, position=step_in_epoch))
             print(f"interrupted: saved epoch {epoch + 1}, step {step_in_epoch} to {last_path}; "
                   "run again with --resume to continue")
         raise
+    if tb is not None:
+        tb.close()
     results = None
     if evaluate and is_main:
         if cfg.validate and best["epoch"] is not None:
