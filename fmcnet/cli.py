@@ -128,11 +128,13 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import demo_config
     from fmcnet.train import read_metrics, train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
     out = Path(args.out)
-    cfg = make_config("quick", overrides=parse_overrides(args.overrides or []))
+    # the same configuration the notebooks' reference run (runs/demo) is trained with
+    cfg = demo_config(overrides=parse_overrides(args.overrides or []))
     t0 = time.perf_counter()
     off = [name for name in ("shs", "sps", "dc", "gan", "ic", "fc") if not getattr(cfg, name)]
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "

@@ -168,6 +168,7 @@ class RankingBrowser:
         self.k_slider = W.IntSlider(min=1, max=max_k, value=k, description="top-k")
         self.header = W.HTML()
         self.query_slider.add_class("fmcnet-query-slider")
+        self.k_slider.add_class("fmcnet-k-slider")
         self.header.add_class("fmcnet-header")
 
         self._q_image = W.Image(format="jpeg", layout=W.Layout(height="128px", object_fit="contain"))
