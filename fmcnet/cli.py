@@ -1,4 +1,4 @@
-"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep}``.
+"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep,figures}``.
 
 Errors meant for the user (bad dataset trees, bad configuration, mismatched
 checkpoints) print one message and exit non-zero, without a traceback.
@@ -158,6 +158,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import make_figures, reference_run
+
+    # empty --run: the reference run (runs/demo), trained with the demo's configuration
+    # when missing; a named run is taken as it was trained
+    run = reference_run("quick", run_dir=args.run or "")
+    for w in make_figures(run, args.out, ablations=args.ablations or None):
+        print(f"{w.name:18s} {w.path}" if w.path else f"{w.name:18s} -- {w.note}")
+    return 0
+
+
 def _print_results(results: dict[str, Any]) -> None:
     from fmcnet.evaluation.report import table1_markdown
 
@@ -224,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("figures", help="the README's pictures from the reference run (make figures)")
+    p.add_argument("--run", default=None,
+                   help="a run folder; default: the reference run runs/demo, trained when missing")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--ablations", default="results/synthetic_ablations.json",
+                   help="the synthetic-set ablation study (skipped with a message when missing)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -299,12 +299,11 @@ def reference_run(
     """The run notebooks 02-05, 07 and 08 share: loaded, resumed or trained (`open_run`).
 
     `run_dir` empty: `reference_run_dir(profile, dataset)` with `demo_config` (the run
-    `make demo` writes for `quick`). `run_dir` given: that run, as it was trained.
+    `make demo` writes for `quick`). `run_dir` given: that run, as it was trained (it
+    must exist: a mistyped folder is an error, not a new demo run).
     """
     if run_dir:
-        return open_run(repo_path(run_dir), demo_config(profile, dataset=dataset,
-                                                        data_root=data_root),
-                        expect_config=False, callback=callback)
+        return open_run(repo_path(run_dir), None, callback=callback)
     folder = reference_run_dir(profile, dataset)
     if not (folder / "checkpoints" / "last.pt").exists():
         print(f"training the reference run {folder} (profile {profile}); the other "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -183,11 +184,12 @@ def lab(tmp_path, reference_run):
 
 
 def _shown(page) -> tuple[str, int, int]:
-    """(setting, query index, position) from the header "<setting>: query <q> (<i>/<n>) · ..."."""
+    """(setting, query index, position) from the header "<setting> · query <q> (<i>/<n>) · ..."."""
     text = page.locator(".fmcnet-header").inner_text()
-    setting, rest = text.split(": query ", 1)
-    q, pos = rest.split(" ", 1)[0], rest.split("(", 1)[1].split("/", 1)[0]
-    return setting.strip(), int(q), int(pos)
+    m = re.match(r"\s*(.+?) · query (\d+) \((\d+)/", text)
+    if m is None:
+        raise ValueError(f"header {text!r} names no query")
+    return m.group(1), int(m.group(2)), int(m.group(3))
 
 
 def _tiles_match(page, metric: MetricRanking, k: int, expect: tuple[str, int] | None = None,
