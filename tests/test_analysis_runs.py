@@ -90,9 +90,10 @@ def test_run_results_reuse_or_evaluate_into_their_own_folder(tmp_path, synthetic
     monkeypatch.setattr(train_mod, "evaluate_run", lambda *a, **k: pytest.fail("re-evaluated"))
     assert analysis.run_results(run) == own  # the options the run was evaluated with
     monkeypatch.setattr(train_mod, "evaluate_run", real_evaluate)
+    assert analysis.run_results(run, trials=1) == own  # the number it used
     flipped = analysis.run_results(run, tta=True)
-    assert flipped["tta"] is True
-    assert (tmp_path / "run" / "evaluations" / "tta+trials1" / "results.json").exists()
+    assert flipped["tta"] is True and flipped["settings"].keys() == own["settings"].keys()
+    assert (tmp_path / "run" / "evaluations" / "tta" / "results.json").exists()
     assert json.loads((tmp_path / "run" / "results.json").read_text()) == own  # untouched
 
 

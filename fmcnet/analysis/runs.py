@@ -350,25 +350,26 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
                 reuse: bool = True) -> dict[str, Any]:
     """The run's results with these test-time options (notebook 05).
 
-    When they are the ones the run was evaluated with, its `results.json` (nothing is
-    recomputed, unless `reuse=False`); otherwise a fresh evaluation written to
-    `<run>/evaluations/<options>/` (results.json, eval/*.npz), the run's own files untouched.
+    When they are the ones the run was evaluated with (`trials=0`: whatever number it
+    used), its `results.json` -- nothing is recomputed, unless `reuse=False`; otherwise a
+    fresh evaluation written to `<run>/evaluations/<options>/` (results.json,
+    eval/*.npz), the run's own files untouched.
     """
     from fmcnet.train import evaluate_run
     from fmcnet.utils import pick_device
 
-    want = (bool(tta), bool(rerank), int(trials or run.cfg.trials))
     have = run.results or {}
-    if reuse and have and (bool(have.get("tta")), bool(have.get("rerank")),
-                           int(have.get("trials") or 0)) == want:
+    same = (bool(have.get("tta")) == bool(tta) and bool(have.get("rerank")) == bool(rerank)
+            and (not trials or have.get("trials") == trials))
+    if reuse and have and same:
         return have
     tag = "+".join([*(["tta"] if tta else []), *(["rerank"] if rerank else []),
-                    f"trials{want[2]}"])
+                    *([f"trials{trials}"] if trials else [])]) or "default"
     out = run.run_dir / "evaluations" / tag
     out.mkdir(parents=True, exist_ok=True)
     return evaluate_run(run.model, run.dataset, run.cfg, out, device=pick_device(run.cfg.device),
                         selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
-                        trials=want[2])
+                        trials=trials or None)
 
 
 def ranking_browser(profile: str = "quick", *, run_dir: str | os.PathLike = "",
