@@ -208,8 +208,8 @@ def demo_config(profile: str = "quick", *, dataset: str = "synthetic", data_root
     return notebook_config(profile, dataset=dataset, data_root=data_root, overrides=overrides)
 
 
-# Keys whose difference makes a saved run another experiment than the one asked for.
 def _experiment_keys() -> tuple[str, ...]:
+    """Keys whose difference makes a saved run another experiment than the one asked for."""
     from fmcnet.train import RESUME_KEYS
 
     return (*RESUME_KEYS, "epochs")

@@ -254,6 +254,7 @@ def test_ranking_browser_in_jupyterlab(lab, reference_run):
             # let the remaining cells (static export) finish, so the steps below time the
             # browser and not a kernel busy elsewhere
             page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
+            t_cells = time.monotonic() - t0
             assert "TOY" not in page.locator(".jp-NotebookPanel").first.inner_text()
             _tiles_match(page, metric, k, expect=(names[0], 0))
 
@@ -309,6 +310,6 @@ def test_ranking_browser_in_jupyterlab(lab, reference_run):
                 assert Path(SCREENSHOT).stat().st_size > 10_000
         finally:
             browser.close()
-    print(f"\nnotebook open -> widget rendered: {t_render:.1f} s; "
+    print(f"\nnotebook open -> widget rendered: {t_render:.1f} s, all cells ran: {t_cells:.1f} s; "
           f"query step (key press -> last tile updated, in Chromium): median {statistics.median(steps):.0f} ms "
           f"(all: {', '.join(f'{x:.0f}' for x in steps)}); total {time.monotonic() - t0:.1f} s")
