@@ -30,9 +30,15 @@ def test_reference_run_folder_is_the_demo_folder(monkeypatch, tmp_path):
     assert analysis.demo_config() == make_config("quick")
 
 
-def test_open_run_trains_once_then_only_loads(tmp_path, synthetic_dataset, monkeypatch):
-    run = tmp_path / "run"
-    first = analysis.open_run(run, smoke(), dataset=synthetic_dataset)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_dataset):
+    """A finished, evaluated smoke run in a runs folder, as `demo-smoke` (one training)."""
+    return analysis.open_run(tmp_path_factory.mktemp("runs") / "demo-smoke", smoke(),
+                             dataset=synthetic_dataset)
+
+
+def test_open_run_trains_once_then_only_loads(trained, tmp_path, synthetic_dataset, monkeypatch):
+    run, first = trained.run_dir, trained
     assert (run / "results.json").exists() and first.results["settings"]
     _no_training(monkeypatch)
     again = analysis.open_run(run, smoke(), dataset=synthetic_dataset)
@@ -82,10 +88,9 @@ def test_training_run_keeps_the_reference_run_the_demo(monkeypatch, tmp_path, sy
     assert calls[1][1].epochs == 5 and calls[1][1].fusion == "none"  # the YAML row's
 
 
-def test_run_results_reuse_or_evaluate_into_their_own_folder(tmp_path, synthetic_dataset,
-                                                             monkeypatch):
-    run = analysis.open_run(tmp_path / "run", smoke(), dataset=synthetic_dataset)
-    own = json.loads((tmp_path / "run" / "results.json").read_text())
+def test_run_results_reuse_or_evaluate_into_their_own_folder(trained, monkeypatch):
+    run = trained
+    own = json.loads((run.run_dir / "results.json").read_text())
     real_evaluate = train_mod.evaluate_run
     monkeypatch.setattr(train_mod, "evaluate_run", lambda *a, **k: pytest.fail("re-evaluated"))
     assert analysis.run_results(run) == own  # the options the run was evaluated with
@@ -93,18 +98,17 @@ def test_run_results_reuse_or_evaluate_into_their_own_folder(tmp_path, synthetic
     assert analysis.run_results(run, trials=1) == own  # the number it used
     flipped = analysis.run_results(run, tta=True)
     assert flipped["tta"] is True and flipped["settings"].keys() == own["settings"].keys()
-    assert (tmp_path / "run" / "evaluations" / "tta" / "results.json").exists()
-    assert json.loads((tmp_path / "run" / "results.json").read_text()) == own  # untouched
+    assert (run.run_dir / "evaluations" / "tta" / "results.json").exists()
+    assert json.loads((run.run_dir / "results.json").read_text()) == own  # untouched
 
 
-def test_ranking_browser_is_the_run_or_an_announced_toy(monkeypatch, tmp_path, capsys,
-                                                        synthetic_dataset):
-    monkeypatch.setenv("FMCNET_RUNS", str(tmp_path))
+def test_ranking_browser_is_the_run_or_an_announced_toy(trained, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FMCNET_RUNS", str(tmp_path))  # no run there
     browser, out = analysis.ranking_browser("smoke")
     assert "TOY example" in capsys.readouterr().out
     assert list(browser.settings) == ["infrared_to_visible", "visible_to_infrared"]
-    analysis.open_run(tmp_path / "demo-smoke", smoke(), dataset=synthetic_dataset)
+    monkeypatch.setenv("FMCNET_RUNS", str(trained.run_dir.parent))  # holds demo-smoke
     browser, out = analysis.ranking_browser("smoke")
     assert "TOY" not in capsys.readouterr().out
     assert set(browser.settings) == {"all/single", "all/multi", "indoor/single", "indoor/multi"}
-    assert out == tmp_path / "demo-smoke" / "figures"
+    assert out == trained.run_dir / "figures"

@@ -56,11 +56,14 @@ def test_a_resumed_run_does_not_fold_its_curves_back(tmp_path, synthetic_dataset
 
 def test_switched_off_or_not_installed_means_no_event_files(tmp_path, synthetic_dataset,
                                                             monkeypatch):
-    cfg = make_config("smoke", epochs=1, steps_per_epoch=1)
     train(make_config("smoke", epochs=1, steps_per_epoch=1, tensorboard=False), tmp_path / "off",
           dataset=synthetic_dataset, evaluate=False)
     assert _events(tmp_path / "off") == [] and (tmp_path / "off" / "metrics.jsonl").exists()
+    # without the package the trainer gets no writer (and writes no files), as when off
+    writer = TensorBoardLog.open(tmp_path / "on")
+    assert writer is not None
+    writer.close()
+    assert _events(tmp_path / "on")
     monkeypatch.setattr(tensorboard_log, "available", lambda: False)
-    assert TensorBoardLog.open(tmp_path / "x") is None
-    train(cfg, tmp_path / "missing", dataset=synthetic_dataset, evaluate=False)
-    assert _events(tmp_path / "missing") == []
+    assert TensorBoardLog.open(tmp_path / "missing") is None
+    assert not (tmp_path / "missing").exists()
