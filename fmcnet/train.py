@@ -556,7 +556,7 @@ def train(
                 sampler.set_epoch(epoch)
             step_in_epoch = sampler.state_dict()["position"]
             bar = _progress(sampler, show, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                            line=True, unit="step", total=steps_per_epoch - step_in_epoch)
+                            line=True, unit="steps", total=steps_per_epoch - step_in_epoch)
             for idx_v, idx_i in bar:
                 factor = lr_factor(cfg, global_step, steps_per_epoch)
                 set_lr(optimizer, cfg.lr, factor)

@@ -52,4 +52,4 @@ def test_training_to_a_file_logs_one_line_per_epoch(tmp_path):
     assert "\r" not in log and "\x1b[" not in log
     epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
     assert [e.split(":")[0] for e in epochs] == ["epoch 1/2", "epoch 2/2"], log
-    assert all(re.search(r": 2/2 step in \d+\.\d s, loss=\d", e) for e in epochs), epochs
+    assert all(re.search(r": 2/2 steps in \d+\.\d s, loss=\d", e) for e in epochs), epochs
