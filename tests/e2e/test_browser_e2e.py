@@ -133,6 +133,17 @@ class MetricRanking:
         hits = (r.matches[q][r.keep[q]]).nonzero()[0]
         return int(hits[0]) + 1 if len(hits) else 0
 
+    def ap_key(self, setting: str) -> dict[int, float]:
+        """The browsing order's key: AP, and infinity for a query without a true match."""
+        ap = self.ap(setting)
+        return {q: ap.get(q, float("inf")) for q in range(len(self.settings[setting][0].order))}
+
+    def view(self, setting: str, *, by_ap: bool = False, failures: bool = False) -> list[int]:
+        """The queries in browsing order: by index or worst AP first, optionally failures only."""
+        key = self.ap_key(setting)
+        qs = [q for q in key if not failures or self.first_rank(setting, q) > 1]
+        return sorted(qs, key=key.get) if by_ap else qs
+
 
 @pytest.fixture()
 def lab(tmp_path, reference_run):
@@ -188,45 +199,46 @@ def lab(tmp_path, reference_run):
         log.close()
 
 
-def _shown(page) -> tuple[str, int, int]:
-    """(setting, query index, position) from the header "<setting> · query <q> (<i>/<n>) · ..."."""
+def _shown(page) -> tuple[str, int, int, int]:
+    """(setting, query, position, view length) from the header "<setting> · query <q> (<i>/<n>) · ..."."""
     text = page.locator(".fmcnet-header").inner_text()
-    m = re.match(r"\s*(.+?) · query (\d+) \((\d+)/", text)
+    m = re.match(r"\s*(.+?) · query (\d+) \((\d+)/(\d+)\)", text)
     if m is None:
         raise ValueError(f"header {text!r} names no query")
-    return m.group(1), int(m.group(2)), int(m.group(3))
+    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
 
 
-def _tiles_match(page, metric: MetricRanking, k: int, expect: tuple[str, int] | None = None,
-                 timeout: float = 15.0) -> tuple[str, int]:
-    """Wait until the header shows `expect` (setting, query) and every tile is the metric's."""
+def _same(a: float, b: float) -> bool:
+    return a == b or abs(a - b) < 1e-9
+
+
+def _tiles_match(page, metric: MetricRanking, k: int, setting: str, view: list[int],
+                 query: int | None = None, timeout: float = 15.0) -> int:
+    """Wait until the header shows `query` (default: the view's first) of `view` in `setting`,
+    at its place in the view, and every tile is the metric's; returns the query shown.
+
+    Queries of equal AP may be ordered either way (float rounding): the place is checked
+    by the ordering key, not by index.
+    """
+    key = metric.ap_key(setting)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            setting, q, _ = _shown(page)
-            if expect is not None:
-                assert (setting, q) == expect, f"shows {(setting, q)}, expected {expect}"
-            shown = page.evaluate(TILES)
+            shown, q, pos, n = _shown(page)
+            assert (shown, n) == (setting, len(view)), f"shows {shown} of {n}, expected {setting}"
+            if query is not None:
+                assert q == query, f"shows query {q}, expected {query}"
+            assert _same(key[q], key[view[0]] if query is None else key[query]), (q, pos)
+            assert _same(key[view[pos - 1]], key[q]), f"query {q} at the wrong place {pos}"
+            tiles = page.evaluate(TILES)
             want = metric.tiles(setting, q, k)
-            assert [t["text"].strip() for t in shown] == [t["text"] for t in want], (setting, q)
-            assert [t["border"] for t in shown] == [t["border"] for t in want], (setting, q)
-            return setting, q
+            assert [x["text"].strip() for x in tiles] == [x["text"] for x in want], (setting, q)
+            assert [x["border"] for x in tiles] == [x["border"] for x in want], (setting, q)
+            return q
         except (AssertionError, ValueError, IndexError):
             if time.monotonic() > deadline:
                 raise
             page.wait_for_timeout(100)
-
-
-def _to_first(page) -> None:
-    """The query slider back to the first query of the current view, by keyboard."""
-    page.locator(".fmcnet-query-slider .noUi-handle").first.focus()
-    deadline = time.monotonic() + 30
-    # the header lags the key presses: press until it shows the first position (the
-    # slider stops there, so a press too many does nothing)
-    while _shown(page)[2] != 1:
-        assert time.monotonic() < deadline, "the query slider did not reach the first query"
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(50)
 
 
 def test_ranking_browser_in_jupyterlab(lab, reference_run):
@@ -239,7 +251,7 @@ def test_ranking_browser_in_jupyterlab(lab, reference_run):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page = browser.new_page(viewport={"width": 1800, "height": 1000})  # ten tiles in a row
             page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
             # a kernel still connecting can drop the request: wait until it is idle
@@ -263,7 +275,8 @@ def test_ranking_browser_in_jupyterlab(lab, reference_run):
             page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
             t_cells = time.monotonic() - t0
             assert "TOY" not in page.locator(".jp-NotebookPanel").first.inner_text()
-            _tiles_match(page, metric, k, expect=(names[0], 0))
+            by_index = metric.view(names[0])
+            _tiles_match(page, metric, k, names[0], by_index, query=0)
 
             # the query slider, by keyboard; each step timed inside the page
             page.locator(".fmcnet-query-slider .noUi-handle").first.focus()
@@ -273,51 +286,51 @@ def test_ranking_browser_in_jupyterlab(lab, reference_run):
                 old = header.inner_text()
                 page.keyboard.press("ArrowRight")
                 page.wait_for_function(HEADER_CHANGED, arg=old, timeout=15_000)
-                _tiles_match(page, metric, k, expect=(names[0], q))
+                _tiles_match(page, metric, k, names[0], by_index, query=q)
                 steps.append(page.evaluate("window.__fmcnetStep.last - window.__fmcnetStep.down"))
 
-            # order by AP, worst first: the query the metric scores lowest comes first
-            ap = metric.ap(names[0])
-            by_ap = sorted(ap, key=lambda q: ap[q])  # stable: ties by index
+            # order by AP, worst first: the query on screen stays, at its place in that order
             page.get_by_role("button", name="by AP, worst first").click()
-            _tiles_match(page, metric, k, expect=(names[0], 3))  # the query on screen stays
-            _to_first(page)
-            _tiles_match(page, metric, k, expect=(names[0], by_ap[0]))
+            _tiles_match(page, metric, k, names[0], metric.view(names[0], by_ap=True), query=3)
 
-            # failures only: the worst-AP query whose rank-1 item is wrong comes first
-            failures = [q for q in by_ap if metric.first_rank(names[0], q) > 1]
+            # failures only: the query stays when its rank-1 item is wrong, else the worst
+            # failure comes first
+            failures = metric.view(names[0], by_ap=True, failures=True)
             box = page.get_by_text("failures only (rank-1 wrong)")
             box.click()
+            current = None  # an empty view: all queries again start from the first
             if failures:
-                page.wait_for_timeout(300)
-                _to_first(page)
-                _tiles_match(page, metric, k, expect=(names[0], failures[0]))
+                current = _tiles_match(page, metric, k, names[0], failures,
+                                       query=3 if 3 in failures else None)
             else:
                 page.wait_for_function(
                     "() => document.querySelector('.fmcnet-header').innerText.includes('no query')",
                     timeout=15_000)
-            box.click()  # all queries again
+            box.click()  # all queries again, the one on screen stays
 
             # top-k: one tile fewer
             page.locator(".fmcnet-k-slider .noUi-handle").first.focus()
             page.keyboard.press("ArrowLeft")
             page.wait_for_function(f"() => ({TILES})().length <= {k - 1}", timeout=15_000)
-            _tiles_match(page, metric, k - 1)
+            _tiles_match(page, metric, k - 1, names[0], metric.view(names[0], by_ap=True),
+                         query=current)
 
             # another setting: its own ranking, from its worst-AP query
-            ap2 = metric.ap(names[1])
             page.get_by_role("button", name=names[1], exact=True).click()
-            _tiles_match(page, metric, k - 1, expect=(names[1], min(sorted(ap2), key=ap2.get)))
+            _tiles_match(page, metric, k - 1, names[1], metric.view(names[1], by_ap=True))
 
             if SCREENSHOT:
-                # the README's picture: the paper's main setting, in index order, top-10
+                # the README's picture: the paper's main setting, in index order, top-10,
+                # from its first query (a change of setting starts at the view's first)
                 shown = "all/single" if "all/single" in names else names[0]
-                page.get_by_role("button", name=shown, exact=True).click()
                 page.get_by_role("button", name="by index", exact=True).click()
                 page.locator(".fmcnet-k-slider .noUi-handle").first.focus()
                 page.keyboard.press("ArrowRight")
-                _to_first(page)
-                _tiles_match(page, metric, k, expect=(shown, 0))
+                other = next(n for n in names if n != shown)
+                page.get_by_role("button", name=other, exact=True).click()
+                _tiles_match(page, metric, k, other, metric.view(other), query=0)
+                page.get_by_role("button", name=shown, exact=True).click()
+                _tiles_match(page, metric, k, shown, metric.view(shown), query=0)
                 page.locator(".fmcnet-ranking-browser").scroll_into_view_if_needed()
                 Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
                 page.locator(".fmcnet-ranking-browser").screenshot(path=SCREENSHOT)
