@@ -1,4 +1,5 @@
-"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep,gpu-check}``.
+"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep,gpu-check,
+figures}``.
 
 Errors meant for the user (bad dataset trees, bad configuration, mismatched
 checkpoints) print one message and exit non-zero, without a traceback.
@@ -205,11 +206,13 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import demo_config
     from fmcnet.train import read_metrics, train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
     out = Path(args.out)
-    cfg = make_config("quick", overrides=parse_overrides(args.overrides or []))
+    # the same configuration the notebooks' reference run (runs/demo) is trained with
+    cfg = demo_config(overrides=parse_overrides(args.overrides or []))
     t0 = time.perf_counter()
     off = [name for name in ("shs", "sps", "dc", "gan", "ic", "fc") if not getattr(cfg, name)]
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
@@ -253,6 +256,17 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
         print(f"error: gpu-check section(s) failed: {', '.join(failed)} (see gpu-check.json)",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import make_figures, reference_run
+
+    # empty --run: the reference run (runs/demo), trained with the demo's configuration
+    # when missing; a named run is taken as it was trained
+    run = reference_run("quick", run_dir=args.run or "")
+    for w in make_figures(run, args.out, ablations=args.ablations or None):
+        print(f"{w.name:18s} {w.path}" if w.path else f"{w.name:18s} -- {w.note}")
     return 0
 
 
@@ -343,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gpu_check)
+
+    p = sub.add_parser("figures", help="the README's pictures from the reference run (make figures)")
+    p.add_argument("--run", default=None,
+                   help="a run folder; default: the reference run runs/demo, trained when missing")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--ablations", default="results/synthetic_ablations.json",
+                   help="the synthetic-set ablation study (skipped with a message when missing)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -145,6 +145,9 @@ class Config:
     keep_snapshots: bool = False
     log_every: int = 10  # steps
     progress: bool = True
+    # TensorBoard event files of the metrics records in the run folder, when the
+    # `tensorboard` package is installed (`tensorboard --logdir runs`)
+    tensorboard: bool = True
 
     # ---- evaluation (issue 5) ----------------------------------------------------
     eval_batch_size: int = 256

@@ -310,7 +310,7 @@ def run_sweep(
     `profile` beats the spec's; `out` defaults to `default_out`; `overrides` (e.g. from
     the command line) apply to every row. Finished rows are skipped, failures reported.
     """
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar as progress_bar
 
     spec = load_spec(spec_path)
     profile = profile or spec.profile
@@ -322,7 +322,7 @@ def run_sweep(
     # rows that only reuse another row's result run that row instead
     to_run = list(dict.fromkeys(spec.rows[r].same_as or r for r in wanted))
     failures: dict[str, str] = {}
-    bar = tqdm(to_run, desc="sweep", unit="row", disable=not progress)
+    bar = progress_bar(to_run, desc="sweep", unit="row", disable=not progress)
     for name in bar:
         row = spec.rows[name]
         bar.set_postfix_str(name)

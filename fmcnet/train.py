@@ -37,6 +37,7 @@ from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
 from fmcnet.model.backbone import check_pretrained, weights_source
+from fmcnet.tensorboard_log import TensorBoardLog
 from fmcnet.utils import (
     FMCNetError,
     atomic_torch_save,
@@ -529,11 +530,12 @@ def _distributed() -> tuple[int, int]:
 
 
 def _progress(iterable, enabled: bool, **kw):
+    """A bar on a terminal or in a notebook, one line per epoch in a log (`fmcnet.progress`)."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar
 
-    return tqdm(iterable, **kw)
+    return bar(iterable, **kw)
 
 
 def run_contents(run_dir: str | os.PathLike) -> list[str]:
@@ -728,6 +730,7 @@ def train(
             print(f"resuming {run_dir} at epoch {closed + 1}/{cfg.epochs}, step {global_step} "
                   f"(lr factor {lr_factor(cfg, global_step, steps_per_epoch):.4g})")
     metrics_path = run_dir / "metrics.jsonl"
+    tb: TensorBoardLog | None = None  # opened with the run folder, below
 
     ddp_model = model
     if world > 1:
@@ -802,6 +805,8 @@ def train(
         if is_main:
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+        if tb is not None:
+            tb.write(record)
         if callback is not None:
             callback(record)
         t_interval, n_interval = time.perf_counter(), 0
@@ -828,6 +833,8 @@ def train(
             val_map = validation_map(model, dataset, cfg, device)
             if history:
                 history[-1]["val_mAP"] = val_map
+            if tb is not None:
+                tb.write({"global_step": global_step, "val_mAP": val_map})
             if is_main and val_map > best["mAP"]:
                 candidate = {"mAP": val_map, "epoch": done}
                 # best.pt first: a record of a best checkpoint that was never written
@@ -842,8 +849,9 @@ def train(
             if cfg.keep_snapshots:
                 save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
 
-    epochs = _progress(range(closed, cfg.epochs), show, desc="epochs",
-                       initial=closed, total=cfg.epochs)
+    # in a log the per-epoch lines say it all: the outer bar stays silent there
+    epochs = _progress(range(closed, cfg.epochs), show, desc="epochs", unit="epoch",
+                       initial=closed, total=cfg.epochs, line=False, interval=0)
     epoch, step_in_epoch, in_step = closed, 0, False
     try:
         with guard:
@@ -857,13 +865,17 @@ def train(
                     _truncate_metrics(metrics_path, global_step)
                     _record_resume(run_dir, ckpt, cfg)
                 save_config(cfg, run_dir / "config.yaml")
+            # a resumed run drops the events an interrupted attempt wrote after its checkpoint
+            tb = TensorBoardLog.open(run_dir, enabled=cfg.tensorboard and is_main,
+                                     purge_step=global_step + 1 if ckpt is not None else None)
             for epoch in epochs:
                 model.train()
                 step_in_epoch = global_step - epoch * steps_per_epoch
                 if step_in_epoch < steps_per_epoch:
                     sampler.load_state_dict({"epoch": epoch, "position": step_in_epoch,
                                              "seed": cfg.seed})
-                    bar = _progress(sampler, show, desc=f"epoch {epoch + 1}", leave=False,
+                    bar = _progress(sampler, show, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                    leave=False, line=True, unit="steps",
                                     total=steps_per_epoch - step_in_epoch)
                     for idx_v, idx_i in bar:
                         in_step = True  # from here the state is mid-step until it completes
@@ -896,6 +908,8 @@ def train(
                 if stop_requested(True):
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
+        if tb is not None:
+            tb.close()
         if is_main and in_step:
             kept = (f"{last_path} keeps the last checkpoint" if last_path.exists()
                     else "no checkpoint was written yet")
@@ -909,6 +923,8 @@ def train(
             print(f"interrupted: saved {where} (global step {global_step}) to {last_path}; "
                   "run again with --resume to continue", file=sys.stderr)
         raise
+    if tb is not None:
+        tb.close()
     results = None
     if evaluate and is_main:
         if cfg.validate and best["epoch"] is not None:

@@ -120,10 +120,10 @@ def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), *size, 3))
         if progress:
-            from tqdm.auto import tqdm
+            from fmcnet.progress import bar as progress_bar
 
-            bar = tqdm(total=len(paths), desc=f"caching images at {size[0]}x{size[1]}",
-                       unit="img")
+            bar = progress_bar(total=len(paths), desc=f"caching images at {size[0]}x{size[1]}",
+                               unit="img")
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             for start in range(0, len(paths), _CHUNK):
                 chunk = paths[start:start + _CHUNK]

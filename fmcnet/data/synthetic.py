@@ -543,9 +543,9 @@ class _NoBar:
 def _progress(total: int, enabled: bool):
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar
 
-    return tqdm(total=total, desc="synthesizing", unit="chunk", leave=False)
+    return bar(total=total, desc="synthesizing", unit="chunk", leave=False)
 
 
 # ---- the cached copy --------------------------------------------------------------------

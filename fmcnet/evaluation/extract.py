@@ -14,9 +14,9 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str):
     starts = range(0, n, batch_size)
     if progress:
         try:
-            from tqdm.auto import tqdm
+            from fmcnet.progress import bar
 
-            return tqdm(starts, desc=desc, unit="batch", leave=False)
+            return bar(starts, desc=desc, unit="batch", leave=False)
         except ImportError:  # progress is a nicety, never a requirement
             pass
     return starts
