@@ -1,5 +1,7 @@
 # Two commands matter: `make demo` and `make test`. Each sets up .venv on its own:
 # created when missing, rebuilt when requirements.txt or pyproject.toml changed.
+# `make test` ends with the real-browser test (JupyterLab + Debian's Chromium +
+# Playwright), which installs Chromium when it is missing (root and apt needed).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +12,7 @@ STAMP := $(VENV)/.fmcnet-$(REQ_HASH)
 export FMCNET_DATA ?= $(CURDIR)/.cache/data
 export MPLBACKEND ?= Agg
 
-.PHONY: venv demo test test-unit test-notebooks test-e2e lab lint bench clean
+.PHONY: venv demo test test-unit test-notebooks test-e2e figures lab lint bench clean gpu-check
 
 venv: $(STAMP)
 
@@ -29,6 +31,7 @@ demo: venv
 test: venv
 	$(PY) -m pytest tests -q -m "not e2e"
 	FMCNET_PROFILE=smoke OMP_NUM_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+	FMCNET_PROFILE=smoke PY=$(PY) bash tests/e2e/run_e2e.sh
 
 test-unit: venv
 	$(PY) -m pytest tests -q -m "not e2e"
@@ -37,7 +40,13 @@ test-notebooks: venv
 	FMCNET_PROFILE=smoke OMP_NUM_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
 
 test-e2e: venv
-	bash tests/e2e/run_e2e.sh
+	FMCNET_PROFILE=smoke PY=$(PY) bash tests/e2e/run_e2e.sh
+
+# The README's pictures from the reference run (runs/demo, trained when missing); the
+# browser picture is a screenshot of notebook 08 in Chromium (the e2e test takes it).
+figures: venv
+	$(PY) -m fmcnet figures --out figures
+	FMCNET_PROFILE=quick FMCNET_E2E_SCREENSHOT=$(CURDIR)/figures/ranking_browser.png PY=$(PY) bash tests/e2e/run_e2e.sh
 
 lab: venv
 	FMCNET_PROFILE=quick $(VENV)/bin/jupyter lab notebooks/
@@ -52,3 +61,9 @@ bench: venv
 
 clean:
 	rm -rf .cache runs .pytest_cache
+
+# The GPU acceptance check: one call on a GPU machine, with whatever python3 has torch
+# (no venv, nothing installed). Writes $(GPU_CHECK_OUT)/gpu-check.json and .md.
+GPU_CHECK_OUT ?= runs/gpu-check
+gpu-check:
+	$(PYTHON) -m fmcnet gpu-check --out $(GPU_CHECK_OUT)

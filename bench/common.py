@@ -24,18 +24,8 @@ from typing import Any
 
 import torch
 
+from fmcnet.gpu_check import datasheet_bf16_tflops
 from fmcnet.utils import describe_device, git_commit, pick_device
-
-# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets;
-# the MFU estimates divide by these. First match of the device name wins.
-PEAK_BF16_TFLOPS = (
-    ("H100 PCIe", 756.0),
-    ("H100", 989.0),  # SXM
-    ("H200", 989.0),
-    ("A100", 312.0),
-    ("L40S", 362.0),
-    ("A10G", 70.0),
-)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -122,17 +112,11 @@ def load_average() -> list[float] | None:
 
 
 def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
-    """(assumed peak, where it comes from) for the MFU estimate; None off CUDA."""
+    """(assumed peak, where it comes from) for the MFU estimate; None off CUDA (the
+    data-sheet table lives in `fmcnet.gpu_check`, which also measures the card's rate)."""
     if device.type != "cuda":
         return None, "no MFU on CPU (no meaningful peak); achieved FLOP/s reported instead"
-    override = os.environ.get("FMCNET_PEAK_TFLOPS")
-    if override:
-        return float(override), "FMCNET_PEAK_TFLOPS"
-    name = torch.cuda.get_device_name(device)
-    for key, tflops in PEAK_BF16_TFLOPS:
-        if key in name:
-            return tflops, f"dense bf16 peak of {key} from the data sheet"
-    return None, f"unknown peak for {name}; set FMCNET_PEAK_TFLOPS"
+    return datasheet_bf16_tflops(device)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

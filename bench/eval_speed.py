@@ -29,60 +29,19 @@ from fmcnet.config import make_config
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
 from fmcnet.evaluation.reference import eval_regdb_loop, eval_sysu_loop
+from fmcnet.gpu_check import SYSU_TEST_IDS, SysuProtocolRun, SysuTest, identity_features
 from fmcnet.model import FMCNet
 
-SYSU_IDS, SYSU_QUERIES, SYSU_GALLERY_POOL = 96, 3803, 6775
-SYSU_PAIRS = 301  # (id, visible camera) pairs present in the test set
 REGDB_IDS, REGDB_PER_ID = 206, 10
 TOL = 1e-6
-
-
-# ---- realistic ids, cameras and features -------------------------------------------
-
-
-class SysuTest:
-    """SYSU-MM01's test split in numbers: queries, the visible gallery pool, trials."""
-
-    def __init__(self, rng: np.random.Generator, ids=SYSU_IDS, queries=SYSU_QUERIES,
-                 pool=SYSU_GALLERY_POOL, pairs=SYSU_PAIRS):
-        self.q_pids = rng.integers(0, ids, queries)
-        self.q_cams = rng.choice([3, 6], queries)
-        all_pairs = np.array([(p, c) for p in range(ids) for c in (1, 2, 4, 5)])
-        # every id keeps one pair (each has a gallery image), the rest drawn at random
-        first = all_pairs[np.arange(ids) * 4 + rng.integers(0, 4, ids)]
-        rest = np.array([p for p in all_pairs if not any((p == first).all(1))])
-        chosen = np.concatenate([first, rest[rng.permutation(len(rest))[:pairs - ids]]])
-        # at least 10 images per pair (multi-shot draws 10), the rest spread at random
-        pair_of = np.concatenate([np.repeat(np.arange(pairs), 10),
-                                  rng.integers(0, pairs, pool - 10 * pairs)])
-        self.pair_of = pair_of
-        self.g_pids, self.g_cams = chosen[pair_of, 0], chosen[pair_of, 1]
-
-    def trial(self, rng: np.random.Generator, shots: int, indoor: bool) -> np.ndarray:
-        """Gallery-pool rows of one trial: `shots` images of every (id, camera) pair."""
-        rows = []
-        for pair in np.unique(self.pair_of):
-            members = np.flatnonzero(self.pair_of == pair)
-            if indoor and self.g_cams[members[0]] not in (1, 2):
-                continue
-            rows.append(rng.choice(members, shots, replace=False))
-        return np.sort(np.concatenate(rows))
-
-
-def identity_features(rng: np.random.Generator, pids: np.ndarray, dim: int,
-                      centres: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy((centres[pids] + rng.standard_normal((len(pids), dim)))
-                            .astype(np.float32))
 
 
 def matrices(rng: np.random.Generator, scale: float = 1.0) -> dict[str, tuple]:
     """name -> (distmat, q_pids, g_pids, q_cams, g_cams, protocol, loop); `scale` < 1
     shrinks every count (the tiny test mode)."""
     dim = 64
-    sysu = SysuTest(rng, *(max(n, 8) for n in (
-        round(SYSU_IDS * scale), round(SYSU_QUERIES * scale), round(SYSU_GALLERY_POOL * scale),
-        round(SYSU_PAIRS * scale))))
-    centres = rng.standard_normal((SYSU_IDS, dim)) * 0.35
+    sysu = SysuTest(rng, scale)
+    centres = rng.standard_normal((SYSU_TEST_IDS, dim)) * 0.35
     qf = identity_features(rng, sysu.q_pids, dim, centres)
     out = {}
     for name, shots in (("sysu_single", 1), ("sysu_multi", 10)):
@@ -146,7 +105,7 @@ def extraction(device: torch.device, quick: bool, tiny: bool, repeats: int) -> d
     images = np.random.default_rng(0).integers(0, 256, (n, cfg.height, cfg.width, 3),
                                                dtype=np.uint8)
     model = FMCNet.from_config(cfg, 395).to(device)
-    if cfg.channels_last and not cpu:
+    if cfg.channels_last:  # as train() leaves it, on the CPU too
         model = model.to(memory_format=torch.channels_last)
 
     def run():
@@ -168,52 +127,21 @@ def extraction(device: torch.device, quick: bool, tiny: bool, repeats: int) -> d
 
 def sysu_protocol(device: torch.device, rng: np.random.Generator, dim: int, trials: int,
                   scale: float, repeats: int) -> dict[str, Any]:
-    """What `evaluate_dataset` does after extraction, on random features of the real
-    counts: one distance matrix per gallery pool (all / indoor), then rank_metrics for
-    each of the 4 settings x `trials` trials."""
-    sysu = SysuTest(rng, *(max(n, 8) for n in (
-        round(SYSU_IDS * scale), round(SYSU_QUERIES * scale), round(SYSU_GALLERY_POOL * scale),
-        round(SYSU_PAIRS * scale))))
-    # same-id / other-id separation independent of the width (as the 64-d matrices)
-    centres = rng.standard_normal((SYSU_IDS, dim)) * (0.35 * (64 / dim) ** 0.25)
-    qf = identity_features(rng, sysu.q_pids, dim, centres)
-    gf = identity_features(rng, sysu.g_pids, dim, centres)
-    indoor_pool = np.flatnonzero(np.isin(sysu.g_cams, (1, 2)))
-    settings = {f"{mode}/{shot}": (mode == "indoor", n_shots)
-                for mode in ("all", "indoor") for shot, n_shots in (("single", 1), ("multi", 10))}
-    plans = {name: [sysu.trial(rng, shots, indoor) for _ in range(trials)]
-             for name, (indoor, shots) in settings.items()}
-
-    def run() -> dict[str, float]:
-        maps: dict[str, float] = {}
-        q = qf.to(device)
-        pools = {"all": pairwise_distance(q, gf.to(device)),
-                 "indoor": pairwise_distance(q, gf[torch.from_numpy(indoor_pool)].to(device))}
-        pool_index = {"all": np.arange(len(gf)), "indoor": indoor_pool}
-        for name, (indoor, _) in settings.items():
-            pool = "indoor" if indoor else "all"
-            values = []
-            for rows in plans[name]:
-                # trial rows index the full pool; the indoor matrix holds only cams 1 / 2
-                position = torch.from_numpy(np.searchsorted(pool_index[pool], rows))
-                m = rank_metrics(pools[pool][:, position.to(device)], sysu.q_pids,
-                                 sysu.g_pids[rows], sysu.q_cams, sysu.g_cams[rows],
-                                 protocol="sysu")
-                values.append(m["mAP"])
-            maps[name] = float(np.mean(values))
-        return maps
-
+    """`fmcnet.gpu_check.SysuProtocolRun`: what `evaluate_dataset` does after extraction,
+    on random features of the real counts (one distance matrix per gallery pool, then
+    rank_metrics for each of the 4 settings x `trials` trials)."""
+    run = SysuProtocolRun(rng, dim, trials, scale)
     if device.type == "cuda":  # CUDA context, cuBLAS handles: not part of evaluation
-        run()
+        run(device)
     times, maps = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
-        maps = run()  # returns host floats: the device work is done when it returns
+        maps = run(device)  # returns host floats: the device work is done when it returns
         times.append(time.perf_counter() - start)
     return {
-        "queries": len(qf), "gallery_pool": len(gf), "feature_dim": dim, "trials": trials,
-        "settings": len(settings), "seconds": rounded(median(times)), "repeats": repeats,
-        "mAP_by_setting": {k: rounded(v) for k, v in maps.items()},
+        "queries": len(run.qf), "gallery_pool": len(run.gf), "feature_dim": dim,
+        "trials": trials, "settings": len(run.SETTINGS), "seconds": rounded(median(times)),
+        "repeats": repeats, "mAP_by_setting": {k: rounded(v) for k, v in maps.items()},
         "note": "features already on the host; pairwise distances once per pool, "
                 "then rank_metrics per setting and trial (as evaluate_dataset)",
     }

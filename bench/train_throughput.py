@@ -10,8 +10,10 @@ then `default_collate` and a copy to the device. The step after that is shared:
 forward, `fmcnet_loss` + `discriminator_loss`, one backward, both optimizers.
 
 Reports images/s (ratio ours / baseline), a per-step breakdown (data = batch assembly
-+ augmentation, forward incl. losses, backward, optimizer), variants (bf16 autocast,
-channels_last, torch.compile; on CUDA) and the FLOPs of one step with an MFU estimate.
++ augmentation, forward incl. losses, backward, optimizer), variants (precision and
+layout; bf16 and torch.compile on CUDA) and the FLOPs of one step with an MFU estimate.
+`python -m fmcnet gpu-check` is the GPU acceptance run; `bench/demo_step.py` the CPU
+demo step.
 
     python bench/train_throughput.py [--quick] [--json] [--device auto|cpu|cuda]
 """
@@ -37,11 +39,11 @@ from common import (
     setup,
     sync,
 )
-from torch.utils.flop_counter import FlopCounterMode
 
 from fmcnet.config import Config, make_config
 from fmcnet.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from fmcnet.data.sampler import CrossModalitySampler
+from fmcnet.gpu_check import count_step_flops
 from fmcnet.model import FMCNet
 from fmcnet.train import DeviceImages, OnDeviceBatches, TrainStep, build_optimizers
 
@@ -208,7 +210,8 @@ def make_step(cfg: Config, device: torch.device, *, amp: bool, channels_last: bo
               compile: bool = False) -> TrainStep:
     """`fmcnet.train.TrainStep` -- the step `train()` runs -- on a fresh model and
     optimizers, with the precision / layout / compile options of one variant."""
-    cfg = dataclasses.replace(cfg, amp=amp, channels_last=channels_last, compile=compile)
+    cfg = dataclasses.replace(cfg, amp=amp, cpu_amp=amp, channels_last=channels_last,
+                              compile=compile)
     model = FMCNet.from_config(cfg, NUM_CLASSES).to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -226,17 +229,8 @@ def timed_step(step: TrainStep, pipeline, clock: PhaseClock) -> None:
 
 
 def step_flops(cfg: Config) -> float:
-    """FLOPs of one step's forward + backward through the network, counted on meta
-    tensors (no compute). The losses' own FLOPs (a few [B, C] distance matrices, well
-    under 0.1 %) are left out: their identity checks need real values."""
-    with torch.device("meta"):
-        model = FMCNet.from_config(cfg, NUM_CLASSES)
-        x = torch.empty(cfg.batch_size, 3, cfg.height, cfg.width)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        out = model(x, x)
-        sum(v.float().mean() for v in out.values()).backward()
-    return float(counter.get_total_flops())
+    """FLOPs of one step's forward + backward (`fmcnet.gpu_check.count_step_flops`)."""
+    return count_step_flops(cfg, NUM_CLASSES)
 
 
 # ---- measuring ---------------------------------------------------------------------
@@ -291,11 +285,12 @@ def ms(phases: dict[str, float]) -> dict[str, float]:
 def variant_specs(device: torch.device, compile_ok: bool) -> list[tuple[str, dict, str | None]]:
     """(name, TrainStep options, reason it is skipped or None)."""
     if device.type == "cpu":
-        cuda_only = "skipped on CPU: fmcnet.train uses bf16 autocast on CUDA only"
+        no_bf16 = ("skipped on CPU: bf16 autocast there is cpu_amp=true, off by default "
+                   "(emulated without AVX512-BF16/AMX); bench/demo_step.py measures it")
         return [
-            ("fp32", {"amp": False, "channels_last": False}, None),  # = ours on CPU
-            ("fp32_channels_last", {"amp": False, "channels_last": True}, None),
-            ("bf16", {"amp": True, "channels_last": False}, cuda_only),
+            ("fp32", {"amp": False, "channels_last": False}, None),
+            ("fp32_channels_last", {"amp": False, "channels_last": True}, None),  # = ours
+            ("bf16", {"amp": True, "channels_last": False}, no_bf16),
             ("compile", {"amp": False, "channels_last": False, "compile": True},
              "skipped on CPU: torch.compile is a GPU option here (compile time >> quick run)"),
         ]
@@ -360,8 +355,8 @@ def main() -> None:
     else:
         shape, repeats, steps = ("paper", args.repeats or 2, 1) if cpu else ("paper", args.repeats or 5, 20)
     cfg = shape_config(shape, device)
-    channels_last = cfg.channels_last and not cpu  # fmcnet.train's rule
-    amp = cfg.amp and not cpu
+    channels_last = cfg.channels_last  # fmcnet.train's rule, on the CPU and CUDA alike
+    amp = cfg.cpu_amp if cpu else cfg.amp
     workers = args.workers if args.workers is not None else (0 if cpu else 2)
     identities = 8 if args.tiny else (64 if cpu else 128)
     per_id = max(2 * cfg.num_instances, 8)
@@ -402,7 +397,7 @@ def main() -> None:
     if peak:
         result["mfu"] = rounded(flops / ours["step_s"] / (peak * 1e12))
 
-    default_name = "fp32" if cpu else "bf16_channels_last"
+    default_name = ("fp32_channels_last" if channels_last else "fp32") if cpu else "bf16_channels_last"
     variant_repeats = 1 if (args.quick or args.tiny) and cpu else repeats
     log("variants")
     result["variants"] = measure_variants(
@@ -424,7 +419,8 @@ def main() -> None:
                      f"{2 * workers} batches) while our blocks run: this favours the "
                      "baseline, so images_per_s_ratio is a lower bound")
     if cpu:
-        notes.append("CPU: fp32, NCHW (fmcnet.train uses bf16 and channels_last on CUDA only)")
+        notes.append("CPU: fp32 and a channels_last model, as fmcnet.train runs on the CPU "
+                     "(bf16 autocast there only with cpu_amp=true)")
     result["notes"] = notes
     finish(result, args, started)
 
@@ -443,8 +439,9 @@ def paper_step(device: torch.device, quick_flops: float, quick_step_s: float,
         return row
     log(f"one {cfg.backbone} {cfg.height}x{cfg.width} step (estimated {estimate:.0f} s)")
     data = random_training_set(cfg, 8, 4)
-    step = make_step(cfg, device, amp=False, channels_last=False)
-    step_s, phases = run_block(step, OnDevicePipeline(data, cfg, device, False), 1, True, device)
+    step = make_step(cfg, device, amp=False, channels_last=cfg.channels_last)
+    step_s, phases = run_block(step, OnDevicePipeline(data, cfg, device, cfg.channels_last), 1,
+                               True, device)
     row.update({"step_ms": {**ms(phases), "total": rounded(step_s * 1e3)},
                 "images_per_s": rounded(2 * cfg.batch_size / step_s),
                 "achieved_tflops": rounded(flops / step_s / 1e12),

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep}``.
+"""Command line: ``python -m fmcnet {synthesize,dataset-info,train,evaluate,demo,sweep,gpu-check,
+figures}``.
 
 Errors meant for the user (bad dataset trees, bad configuration, mismatched
 checkpoints) print one message and exit non-zero, without a traceback.
@@ -17,6 +18,7 @@ from fmcnet.config import PROFILES, Config, make_config, parse_overrides
 from fmcnet.utils import FMCNetError, atomic_write_json
 
 DATASETS = ("synthetic", "sysu", "regdb", "llcm")
+REGDB_TRIALS = tuple(range(1, 11))  # `--trial all`: the ten splits of PROTOCOLS.md
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Config:
@@ -59,21 +61,12 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fmcnet.train import aggregate_trials, train
+    from fmcnet.train import train
 
-    out = Path(args.out)
-    if args.dataset == "regdb" and args.trial == "all":
-        # RegDB: one model per trial, each tested on its own split (PROTOCOLS.md).
-        per_trial = []
-        for t in range(1, 11):
-            cfg = _config(args, trial=t)
-            result = train(cfg, out / f"trial_{t:02d}", resume=args.resume)
-            per_trial.append({**result.results, "trial": t})
-        summary = aggregate_trials(per_trial)
-        atomic_write_json(out / "results.json", summary)
-        _print_results(summary)
-        return 0
+    if args.trial == "all":
+        return _train_all_trials(args)
     cfg = _config(args)
+    out = Path(args.out)
     result = train(cfg, out, resume=args.resume)
     if result.results is not None:
         _print_results(result.results)
@@ -81,9 +74,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_all_trials(args: argparse.Namespace) -> int:
+    """RegDB: one model per trial, each tested on its own split (PROTOCOLS.md).
+
+    `--resume` continues an interrupted sweep: finished trials (their results.json) are
+    kept, an interrupted one resumes from its checkpoint, the rest start; the combined
+    results.json is written once all of them are done.
+    """
+    from fmcnet.config import load_yaml
+    from fmcnet.train import aggregate_trials, check_config, resume_keys, run_contents, train
+
+    out = Path(args.out)
+    if (args.dataset or _config(args).dataset) != "regdb":
+        raise FMCNetError("--trial all trains one model per RegDB trial; it needs --dataset "
+                          "regdb (SYSU-MM01 and LLCM have one training set)")
+    configs = {t: _config(args, trial=t) for t in REGDB_TRIALS}  # all checked before training
+    folders = {t: out / f"trial_{t:02d}" for t in configs}
+    if not args.resume:
+        started = [f.name for f in folders.values() if run_contents(f)]
+        if started or (out / "results.json").exists():
+            raise FMCNetError(
+                f"{out} already holds a RegDB sweep ({', '.join(started) or 'results.json'}); "
+                "pass --resume to continue it, or choose another --out"
+            )
+    per_trial = []
+    for t, cfg in configs.items():
+        folder = folders[t]
+        finished = folder / "results.json"
+        if args.resume and finished.exists():
+            saved = {"config": load_yaml(folder / "config.yaml")}
+            check_config(saved, cfg, folder / "config.yaml", resume_keys(),
+                         what=f"this sweep (trial {t})")
+            results = json.loads(finished.read_text())
+            print(f"trial {t}: finished earlier, results kept ({finished})")
+        else:
+            resume = args.resume and (folder / "checkpoints" / "last.pt").exists()
+            results = train(cfg, folder, resume=resume).results
+        per_trial.append({**results, "trial": t})
+    summary = aggregate_trials(per_trial)
+    atomic_write_json(out / "results.json", summary)
+    _print_results(summary)
+    print(f"sweep folder: {out} (one run folder per trial)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fmcnet.data import dataset_for_config
-    from fmcnet.train import evaluate_run, load_checkpoint, load_model_from_checkpoint
+    from fmcnet.train import (
+        evaluate_run,
+        evaluation_folder,
+        load_checkpoint,
+        load_model_from_checkpoint,
+        run_contents,
+    )
     from fmcnet.utils import pick_device
 
     if args.run:
@@ -91,31 +134,60 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         checkpoint = run_dir / "checkpoints" / "last.pt"
         if not checkpoint.exists():
             raise FMCNetError(f"run {run_dir} has no checkpoint at {checkpoint}")
+        base, prefix = run_dir, ""
     elif args.checkpoint:
         checkpoint = Path(args.checkpoint)
-        run_dir = Path(args.out) if args.out else checkpoint.parent.parent
+        # beside the current directory's runs/, never into the checkpoint's own folder
+        owner = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" \
+            else checkpoint.parent
+        base, prefix = Path("runs"), f"{owner.name or 'checkpoint'}-{checkpoint.stem}_"
     else:
         raise FMCNetError("evaluate needs --run RUN_DIR or --checkpoint FILE")
-    saved = load_checkpoint(checkpoint)["config"]
+    ckpt = load_checkpoint(checkpoint)
+    saved = ckpt["config"]
     values = {k: v for k, v in saved.items() if k != "profile"}
     if args.dataset:
         values["dataset"] = args.dataset
     if args.root:
         values["data_root"] = str(args.root)
+    if args.trials is not None:
+        values["trials"] = args.trials
     values.update(parse_overrides(args.overrides or []))
     cfg = make_config(saved["profile"], overrides=values, progress=not args.json)
+    if (args.mode or args.shots) and cfg.dataset not in ("sysu", "synthetic"):
+        raise FMCNetError(
+            f"--mode/--shots select SYSU-MM01 settings; {cfg.dataset} has the settings "
+            "visible_to_infrared and infrared_to_visible, always evaluated together. "
+            "Drop --mode/--shots"
+        )
     device = pick_device(cfg.device)
     dataset = dataset_for_config(cfg)
-    model, _ = load_model_from_checkpoint(checkpoint, cfg, dataset, device)
     settings = _settings_filter(dataset, args.mode, args.shots)
+    tta = cfg.tta if args.tta is None else args.tta
+    rerank = cfg.rerank if args.rerank is None else args.rerank
+    if args.out:
+        out = Path(args.out)
+    else:
+        name = evaluation_folder(base, dataset, settings=settings, trials=cfg.trials, tta=tta,
+                                 rerank=rerank)
+        out = name.with_name(f"{prefix}{name.name}_step{ckpt['global_step']}")
+    held = run_contents(out) + [n for n in ("results.json", "eval") if (out / n).exists()]
+    if held:
+        raise FMCNetError(
+            f"{out} already holds {', '.join(dict.fromkeys(held))}; an evaluation never writes "
+            "over results: choose another --out, or delete that folder to evaluate again"
+        )
+    model, _ = load_model_from_checkpoint(checkpoint, cfg, dataset, device)
     results = evaluate_run(
-        model, dataset, cfg, run_dir, device=device, selection=f"checkpoint {checkpoint}",
-        tta=args.tta, rerank=args.rerank, settings=settings, trials=args.trials,
+        model, dataset, cfg, out, device=device,
+        selection=f"checkpoint {checkpoint} (epoch {ckpt['epoch']}, step {ckpt['global_step']})",
+        tta=tta, rerank=rerank, settings=settings, trials=cfg.trials,
     )
     if args.json:
         print(json.dumps(results))
     else:
         _print_results(results)
+        print(f"evaluation folder: {out}")
     return 0
 
 
@@ -134,11 +206,13 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import demo_config
     from fmcnet.train import read_metrics, train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
     out = Path(args.out)
-    cfg = make_config("quick", overrides=parse_overrides(args.overrides or []))
+    # the same configuration the notebooks' reference run (runs/demo) is trained with
+    cfg = demo_config(overrides=parse_overrides(args.overrides or []))
     t0 = time.perf_counter()
     off = [name for name in ("shs", "sps", "dc", "gan", "ic", "fc") if not getattr(cfg, name)]
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
@@ -154,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from fmcnet.sweep import run_sweep
+    from fmcnet.sweep import collect_sweep, run_sweep, summary_markdown
 
     overrides = parse_overrides(args.overrides or [])
     if not args.no_run:
@@ -171,6 +245,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         paths = write_study(args.spec, args.report, profile=args.profile, out=args.out,
                             seeds=args.seeds, command=command)
         print("study written: " + ", ".join(str(p) for p in paths.values()))
+    rows = collect_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds)
+    if args.no_run and not args.report:
+        print(summary_markdown(rows))
+    unfinished = [f"{r['row']} ({r['status']})" for r in rows if r["status"] != "done"]
+    if unfinished and not args.no_run:
+        print(f"error: {len(unfinished)} of {len(rows)} rows have no result: "
+              f"{', '.join(unfinished)}; see the status column above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from fmcnet.gpu_check import failed_sections, run_check, summary_table
+
+    result = run_check(args.out, device=args.device, tiny=args.tiny, budget_s=args.budget_s,
+                       sections=args.sections.split(",") if args.sections else None,
+                       seed=args.seed, compile=not args.no_compile)
+    print(summary_table(result))
+    print(f"gpu-check ({result['mode']}, {result['wall_s']} s): {args.out}/gpu-check.json "
+          f"and gpu-check.md")
+    failed = failed_sections(result)
+    if failed:
+        print(f"error: gpu-check section(s) failed: {', '.join(failed)} (see gpu-check.json)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from fmcnet.analysis import make_figures, reference_run
+
+    # empty --run: the reference run (runs/demo), trained with the demo's configuration
+    # when missing; a named run is taken as it was trained
+    run = reference_run("quick", run_dir=args.run or "")
+    for w in make_figures(run, args.out, ablations=args.ablations or None):
+        print(f"{w.name:18s} {w.path}" if w.path else f"{w.name:18s} -- {w.note}")
     return 0
 
 
@@ -220,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a run or a checkpoint")
     p.add_argument("--run", default=None)
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None,
+                   help="folder for this evaluation (default: <run>/evaluations/<settings>)")
     p.add_argument("--dataset", choices=DATASETS, default=None)
     p.add_argument("--root", default=None)
     p.add_argument("--mode", choices=("all", "indoor"), default=None)
@@ -250,6 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: collect what exists (with --report: rewrite the document)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("gpu-check", help="prove and measure the GPU path in one call "
+                       "(make gpu-check); --device cpu --tiny is the dry run")
+    p.add_argument("--out", required=True, help="folder for gpu-check.json and gpu-check.md")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--tiny", action="store_true",
+                   help="toy shapes, every code path (about a minute on a CPU); numbers meaningless")
+    p.add_argument("--budget-s", type=float, default=400.0,
+                   help="seconds for all sections; a section that would not fit is skipped "
+                        "and reported (default 400, within the 8-minute goal)")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated subset of: matmul,step,data,run,extraction,"
+                        "protocol,compile")
+    p.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_gpu_check)
+
+    p = sub.add_parser("figures", help="the README's pictures from the reference run (make figures)")
+    p.add_argument("--run", default=None,
+                   help="a run folder; default: the reference run runs/demo, trained when missing")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--ablations", default="results/synthetic_ablations.json",
+                   help="the synthetic-set ablation study (skipped with a message when missing)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 
@@ -265,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FMCNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # unreadable folders, read-only or full disks: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check that it exists and that you may "
+              "read (and, for outputs and caches, write) it", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,8 +3,10 @@
 The CLI (`key=value`), YAML files (`configs/*.yaml`) and papermill parameters all
 resolve to a `Config` through `make_config`. Three named profiles:
 
-* ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50, 288x144,
-  P=4 x K=8 per modality, SGD, 80 epochs, train on train+val, keep the last epoch.
+* ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50 from ImageNet
+  weights (a run stops before training when they are missing), 288x144, P=4 x K=8 per
+  modality, SGD, 80 epochs, train on train+val, keep the last epoch; the centre losses on
+  the raw GAP features, as the paper writes them.
 * ``quick`` -- the CPU demo: ResNet-18 (same split points), 96x48 images, 288 Adam steps,
   without the decorrelation term L_dc (Eq. 4): Table 3's "+ L_shs + L_sps" row.
 * ``smoke`` -- tests and nbval: a handful of steps on tiny images.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,13 +68,18 @@ class Config:
 
     # ---- model (issue 3) ---------------------------------------------------------
     backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
-    pretrained: bool = False  # torchvision ImageNet weights from the user's cache
+    # The paper starts every ResNet part from ImageNet weights. They are read from the
+    # torch hub cache (never downloaded); when missing, the run stops before training and
+    # says where torchvision looks. `pretrained=false` is random init on purpose, and the
+    # log and results.json say so.
+    pretrained: bool = True
     pretrained_path: str | None = None  # or an explicit state-dict file
-    require_pretrained: bool = False  # error instead of warning when weights are missing
     last_stride: int = 1
     bnneck: bool = False
     generator_hidden: int = 1024
-    omega_init: tuple[float, float] = (1.0, 0.5)
+    # SFF weights (w1, w2) of the V-specific and I-specific kinds (Eq. 15, read as in
+    # docs/method_readings.md). Choice: equal, so F_fu starts as the mean of the two kinds.
+    omega_init: tuple[float, float] = (0.5, 0.5)
 
     # ---- ablation switches (FMCNET_SPEC section 4) -------------------------------
     sfd: bool = True  # specific branches + MD loss; off = the paper's "Base"
@@ -93,11 +102,23 @@ class Config:
     rho4: float = 0.7
     beta: float = 2.0
     fmc_weight: float = 1.0  # choice: the paper gives no weight for L_FMC
-    # Choice: the centre losses (Eqs. 4-6, 17) and L_FC (Eq. 13) see L2-normalised
-    # features. The paper is silent on feature scale, but its margins (rho = 0.7, 1.0)
-    # only bite on a unit scale; on raw GAP features these sums reach 1e3 and diverge
-    # from random init. "none" applies the equations to the raw features.
-    loss_feature_norm: str = "l2"  # l2 | none
+    # The feature space of the centre losses (Eqs. 4-6, 17): raw | l2 | scaled, where
+    # scaled = center_loss_scale * unit length. The paper applies them to the raw GAP
+    # features F of Eqs. 1-3 and mentions no normalisation: `paper` reads it literally.
+    # Not l2: GAP after ReLU is non-negative, so unit-length centres are at most sqrt(2)
+    # apart; Eq. 5 then needs a spread >= rho2 = 0.7 and Eq. 4 a specific-to-shared
+    # distance >= 0.7 + rho1 = 1.7 > sqrt(2) -- never satisfiable. Measured optimising the
+    # features alone under L_MD (P=4, K=8, D=2048, ReLU'd, 1500 Adam steps): on l2, L_dc
+    # stays at 4.13 with every dc hinge active; raw, or scaled with s = 1.5 or 3, reach 0
+    # on every dc and sps hinge.
+    center_loss_space: str = "raw"
+    center_loss_scale: float = 1.0  # used with center_loss_space=scaled
+    # L_FC (Eq. 13) has its own space. It sums |.| over all D dims, so on raw features
+    # (norm ~30) it is ~1e3 and its gradient swamps the generator (one SGD step at LR 0.1
+    # moved G's last layer by ~75 %); on unit-length features it is bounded (<= 2 sqrt(D)).
+    # The real centres stay the targets, so G still learns where F_sp points.
+    fc_loss_space: str = "l2"
+    fc_loss_scale: float = 1.0  # used with fc_loss_space=scaled
 
     # ---- optimisation (FMCNET_SPEC section 6) --------------------------------------
     epochs: int = 80
@@ -118,7 +139,11 @@ class Config:
     grad_clip: float | None = None
 
     # ---- speed -------------------------------------------------------------------
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast in training on CUDA (on the CPU only with cpu_amp)
+    # Let `amp` (training) and `eval_amp` (evaluation) apply on the CPU too: only faster
+    # on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere emulated and ~12x slower
+    # (bench/demo_step.py, BENCHMARKS.md).
+    cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
 
@@ -129,6 +154,9 @@ class Config:
     keep_snapshots: bool = False
     log_every: int = 10  # steps
     progress: bool = True
+    # TensorBoard event files of the metrics records in the run folder, when the
+    # `tensorboard` package is installed (`tensorboard --logdir runs`)
+    tensorboard: bool = True
 
     # ---- evaluation (issue 5) ----------------------------------------------------
     eval_batch_size: int = 256
@@ -163,6 +191,8 @@ class Config:
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "quick": {
+        # No ImageNet weights on a CPU demo machine: random init, on purpose (logged).
+        "pretrained": False,
         "backbone": "resnet18",
         "height": 96,
         "width": 48,
@@ -189,6 +219,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "eval_batch_size": 128,
     },
     "smoke": {
+        "pretrained": False,
         "backbone": "resnet18",
         "height": 32,
         "width": 16,
@@ -215,6 +246,13 @@ class ConfigError(FMCNetError, ValueError):
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
+# Keys that existed once: a saved config or an old YAML file gets told what replaced them.
+_REMOVED = {
+    "loss_feature_norm": "it was split into center_loss_space (Eqs. 4-6, 17) and "
+                         "fc_loss_space (Eq. 13), each raw | l2 | scaled",
+    "require_pretrained": "pretrained=true now always stops when the weights are missing",
+}
+
 
 def _valid_keys() -> str:
     return ", ".join(sorted(_FIELDS))
@@ -222,6 +260,12 @@ def _valid_keys() -> str:
 
 def _coerce(key: str, value: Any) -> Any:
     """Turn a YAML/CLI/papermill value into the type the field declares."""
+    if key in _REMOVED:
+        raise ConfigError(
+            f"configuration key {key!r} no longer exists: {_REMOVED[key]}. A checkpoint "
+            "that has it was written by an older fmcnet (whose SFF weights differ too): "
+            "train it again"
+        )
     if key not in _FIELDS:
         raise ConfigError(f"unknown configuration key {key!r}; valid keys: {_valid_keys()}")
     default = getattr(Config(), key)
@@ -243,10 +287,11 @@ def _coerce(key: str, value: Any) -> Any:
         return float(value)
     if isinstance(default, float) and isinstance(value, str):
         # YAML 1.1 reads an exponent without a dot ("5e-4", as in lr=5e-4) as a string.
+        # Any other string is left for the range check, whose message names the range.
         try:
             return float(value)
         except ValueError:
-            raise ConfigError(f"{key} expects a number, got {value!r}") from None
+            return value
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -281,6 +326,23 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def as_overrides(value: Any, name: str = "overrides") -> dict[str, Any]:
+    """A mapping of overrides; a string (papermill `-p overrides '{...}'`) is read as YAML."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name} is not valid YAML/JSON ({exc}); expected a mapping "
+                              "such as {\"epochs\": 10}") from None
+        value = value or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping of key: value such as {{\"epochs\": 10}}, "
+                          f"got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
 def make_config(
     profile: str | None = None,
     *,
@@ -295,7 +357,7 @@ def make_config(
     merged: dict[str, Any] = {}
     for f in yaml_files:
         merged.update(load_yaml(f))
-    merged.update(overrides or {})
+    merged.update(as_overrides(overrides))
     merged.update(kwargs)
     name = profile or merged.pop("profile", None) or "paper"
     merged.pop("profile", None)
@@ -308,19 +370,157 @@ def make_config(
     return cfg
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: lo..hi, each end open or closed (None: no end)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def __str__(self) -> str:
+        if self.lo is None and self.hi is None:
+            return "any finite number"
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return (f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+                f"{')' if self.hi_open else ']'}")
+
+
+def _at_least(lo: float) -> Range:
+    return Range(lo)
+
+
+_POSITIVE = Range(0, lo_open=True)
+_NON_NEGATIVE = Range(0)
+_PROBABILITY = Range(0, 1)
+
+# The network splits after layer2, where ResNet reaches stride 8: below 8 pixels the
+# shared front hands the modality-specific stages a single position made mostly of zero
+# padding.
+MIN_IMAGE_SIDE = 8
+
+# Every numeric field and the values it accepts (tuple fields: each element). A test
+# checks that no numeric field of `Config` is missing here.
+RANGES: dict[str, Range] = {
+    "seed": _NON_NEGATIVE,
+    "trial": Range(1, 10),
+    "height": _at_least(MIN_IMAGE_SIDE),
+    "width": _at_least(MIN_IMAGE_SIDE),
+    "synthetic_identities": _at_least(3),  # one per split at least
+    "synthetic_thermal_coupling": _PROBABILITY,
+    "synthetic_cross_modal_predictability": _PROBABILITY,
+    "synthetic_seed": _NON_NEGATIVE,
+    "synthetic_images_per_camera": _at_least(1),
+    "num_identities": _at_least(1),
+    "num_instances": _at_least(1),
+    "pad": _NON_NEGATIVE,
+    "flip_prob": _PROBABILITY,
+    "erase_prob": _PROBABILITY,
+    "channel_aug_prob": _PROBABILITY,
+    "erase_area": Range(0, 1, lo_open=True),
+    "erase_ratio": Range(0, 1, lo_open=True),
+    "last_stride": Range(1, 2),
+    "generator_hidden": _at_least(1),
+    "omega_init": Range(),
+    "lambda1": _NON_NEGATIVE,
+    "lambda2": _NON_NEGATIVE,
+    "rho1": _NON_NEGATIVE,
+    "rho2": _NON_NEGATIVE,
+    "rho3": _NON_NEGATIVE,
+    "alpha": _NON_NEGATIVE,
+    "rho4": _NON_NEGATIVE,
+    "beta": _NON_NEGATIVE,
+    "fmc_weight": _NON_NEGATIVE,
+    "center_loss_scale": _POSITIVE,
+    "fc_loss_scale": _POSITIVE,
+    "epochs": _at_least(1),
+    "steps_per_epoch": _at_least(1),
+    "lr": _POSITIVE,
+    "warmup_epochs": _NON_NEGATIVE,
+    "lr_milestones": _at_least(1),
+    "lr_gamma": _POSITIVE,
+    "momentum": Range(0, 1, hi_open=True),
+    "weight_decay": _NON_NEGATIVE,
+    "pretrained_lr_mult": _NON_NEGATIVE,
+    "omega_lr_mult": _NON_NEGATIVE,
+    "disc_lr": _NON_NEGATIVE,
+    "grad_clip": _POSITIVE,
+    "checkpoint_every": _at_least(1),
+    "log_every": _at_least(1),
+    "eval_batch_size": _at_least(1),
+    "trials": _at_least(1),
+    "max_rank": _at_least(1),
+}
+
+_WHY = {
+    "height": "ResNet's stride at the layer2 split; smaller images leave the specific "
+              "stages only padding",
+    "width": "ResNet's stride at the layer2 split; smaller images leave the specific "
+             "stages only padding",
+    "seed": "numpy's generators take non-negative seeds",
+}
+
+# Every enumerated string field and its choices (`device` is checked by its pattern).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "profile": tuple(PROFILES),
+    "dataset": ("synthetic", "sysu", "regdb", "llcm"),
+    "backbone": ("resnet18", "resnet34", "resnet50"),
+    "fusion": ("sff", "concat", "none"),
+    "center_loss_space": ("raw", "l2", "scaled"),
+    "fc_loss_space": ("raw", "l2", "scaled"),
+    "optimizer": ("sgd", "adam"),
+    "gallery_sampler": ("auto", "owners", "agw", "seeded"),
+    "llcm_protocol": ("deen", "literal"),
+}
+# String fields that hold free text (paths) rather than a choice.
+FREE_TEXT = ("data_root", "pretrained_path")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# Tuple fields whose length is fixed by their meaning.
+TUPLE_LENGTHS = {"erase_area": 2, "omega_init": 2}
+# The datasets each dataset-specific option applies to.
+DATASET_SCOPE = {"validate": ("synthetic", "sysu"), "trial": ("regdb",),
+                 "gallery_sampler": ("synthetic", "sysu"), "llcm_protocol": ("llcm",)}
+
+
 def validate(cfg: Config) -> None:
-    choices = {
-        "dataset": ("synthetic", "sysu", "regdb", "llcm"),
-        "backbone": ("resnet18", "resnet34", "resnet50"),
-        "fusion": ("sff", "concat", "none"),
-        "loss_feature_norm": ("l2", "none"),
-        "optimizer": ("sgd", "adam"),
-        "gallery_sampler": ("auto", "owners", "agw", "seeded"),
-        "llcm_protocol": ("deen", "literal"),
-    }
-    for key, allowed in choices.items():
+    """Check every field against its type, range or choices (no data is touched).
+
+    Raises `ConfigError` naming the key, the value found and the values accepted.
+    """
+    for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if not isinstance(cfg.device, str) or not DEVICE_PATTERN.fullmatch(cfg.device):
+        raise ConfigError(
+            f"device must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}"
+        )
+    for key in FREE_TEXT:
+        value = getattr(cfg, key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} expects a path, got {value!r}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        default = f.default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{f.name} expects true or false, got {value!r}")
+    for key, allowed in RANGES.items():
+        _check_range(key, getattr(cfg, key), allowed)
+    lo, hi = cfg.erase_area
+    if lo > hi:
+        raise ConfigError(f"erase_area must be [min, max] with min <= max, got {list(cfg.erase_area)}")
+    if list(cfg.lr_milestones) != sorted(cfg.lr_milestones):
+        raise ConfigError(
+            f"lr_milestones must be increasing epochs, got {list(cfg.lr_milestones)}"
+        )
+    if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum == 0:
+        raise ConfigError("nesterov=true needs momentum > 0; set nesterov=false or a momentum")
     if cfg.fmc and not cfg.sfd:
         raise ConfigError("fmc=true needs sfd=true (the generators target the specific features)")
     if cfg.fusion != "none" and not (cfg.sfd and cfg.fmc):
@@ -328,10 +528,49 @@ def validate(cfg: Config) -> None:
             f"fusion={cfg.fusion!r} needs sfd=true and fmc=true (it combines F_sp with the "
             "generated F'_sp); use fusion=none for the Base and Base+SFD rows"
         )
-    if cfg.last_stride not in (1, 2):
-        raise ConfigError(f"last_stride must be 1 or 2, got {cfg.last_stride}")
-    if not 1 <= cfg.trial <= 10:
-        raise ConfigError(f"trial must be in 1..10, got {cfg.trial}")
+    # Options that do not apply to the dataset are an error, not silently ignored.
+    if cfg.validate and cfg.dataset not in DATASET_SCOPE["validate"]:
+        raise ConfigError(
+            f"validate=true holds out the SYSU-MM01 val ids; dataset={cfg.dataset} has none. "
+            "Drop validate=true"
+        )
+    if cfg.trial != 1 and cfg.dataset not in DATASET_SCOPE["trial"]:
+        raise ConfigError(
+            f"trial={cfg.trial} selects a RegDB split; dataset={cfg.dataset} has no trials. "
+            "Drop trial= (or --trial), or use --dataset regdb"
+        )
+    for key, default, what in (("gallery_sampler", "auto", "SYSU-MM01 galleries"),
+                               ("llcm_protocol", "deen", "the LLCM protocol")):
+        if getattr(cfg, key) != default and cfg.dataset not in DATASET_SCOPE[key]:
+            raise ConfigError(
+                f"{key}={getattr(cfg, key)} selects {what}; dataset={cfg.dataset} does not "
+                f"use it. Drop {key}= (or use dataset {' or '.join(DATASET_SCOPE[key])})"
+            )
+    if cfg.dataset == "synthetic" and cfg.data_root:
+        raise ConfigError(
+            f"data_root={cfg.data_root} is set but dataset=synthetic (the built-in set lives in "
+            "the cache); pass --dataset sysu, regdb or llcm for your copy"
+        )
+
+
+def _check_range(key: str, value: Any, allowed: Range) -> None:
+    if value is None and _FIELDS[key].default is None:  # optional fields: None means "off"
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) and key in TUPLE_LENGTHS and len(value) != TUPLE_LENGTHS[key]:
+        raise ConfigError(
+            f"{key} expects {TUPLE_LENGTHS[key]} numbers, got {list(value)}; "
+            f"default: {list(getattr(Config(), key))}"
+        )
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{key} expects a number ({allowed}), got {value!r}")
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        if v not in allowed:
+            shown = list(value) if isinstance(value, tuple) else value
+            why = f" ({_WHY[key]})" if key in _WHY else ""
+            raise ConfigError(f"{key} must be {allowed}{why}, got {shown!r}")
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:

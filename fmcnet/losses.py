@@ -70,37 +70,58 @@ def _check_same_identities(labels_v: Tensor, labels_i: Tensor) -> None:
         )
 
 
-def decorrelation_loss(sp_v: Tensor, sh_v: Tensor, sp_i: Tensor, sh_i: Tensor,
-                       margin: float = 1.0) -> Tensor:
-    """Eq. 4, L_dc: sum_p max(max_d |C^p_sp - C^d_sp| - min_j |C^p_sp - C^j_sh| + rho1, 0), V + I."""
+def decorrelation_hinges(sp_v: Tensor, sh_v: Tensor, sp_i: Tensor, sh_i: Tensor,
+                         margin: float = 1.0) -> Tensor:
+    """Eq. 4's hinge arguments [2, P] (rows V, I): spread - nearest shared center + rho1."""
     _check_centers(sp_v=sp_v, sh_v=sh_v, sp_i=sp_i, sh_i=sh_i)
 
     def one_modality(sp: Tensor, sh: Tensor) -> Tensor:
         spread = _distances(sp, sp).amax(dim=1)  # d runs over all P, p included
         closest_shared = _distances(sp, sh).amin(dim=1)
-        return F.relu(spread - closest_shared + margin).sum()
+        return spread - closest_shared + margin
 
-    return one_modality(sp_v, sh_v) + one_modality(sp_i, sh_i)
+    return torch.stack([one_modality(sp_v, sh_v), one_modality(sp_i, sh_i)])
+
+
+def decorrelation_loss(sp_v: Tensor, sh_v: Tensor, sp_i: Tensor, sh_i: Tensor,
+                       margin: float = 1.0) -> Tensor:
+    """Eq. 4, L_dc: sum_p max(max_d |C^p_sp - C^d_sp| - min_j |C^p_sp - C^j_sh| + rho1, 0), V + I."""
+    return F.relu(decorrelation_hinges(sp_v, sh_v, sp_i, sh_i, margin)).sum()
+
+
+def specific_separation_hinges(sp_v: Tensor, sp_i: Tensor, margin: float = 0.7) -> Tensor:
+    """Eq. 5's hinge arguments [2, P] (rows V, I): rho2 - nearest other specific center."""
+    _check_centers(sp_v=sp_v, sp_i=sp_i)
+
+    def one_modality(sp: Tensor) -> Tensor:
+        return margin - _off_diagonal(_distances(sp, sp)).amin(dim=1)
+
+    return torch.stack([one_modality(sp_v), one_modality(sp_i)])
 
 
 def specific_separation_loss(sp_v: Tensor, sp_i: Tensor, margin: float = 0.7) -> Tensor:
     """Eq. 5, L_sps: sum_p max(rho2 - min_{j!=p} |C^p_sp,m - C^j_sp,m|, 0) over m = V, I."""
-    _check_centers(sp_v=sp_v, sp_i=sp_i)
+    return F.relu(specific_separation_hinges(sp_v, sp_i, margin)).sum()
 
-    def one_modality(sp: Tensor) -> Tensor:
-        nearest_other = _off_diagonal(_distances(sp, sp)).amin(dim=1)
-        return F.relu(margin - nearest_other).sum()
 
-    return one_modality(sp_v) + one_modality(sp_i)
+def _cross_modality_hinges(c_v: Tensor, c_i: Tensor, margin: float) -> Tensor:
+    """The margin terms of Eqs. 6 and 17 [2, P]: rho - nearest j != p (in V and I), from V and I."""
+    d_vi = _off_diagonal(_distances(c_v, c_i))
+    nearest_from_v = torch.minimum(_off_diagonal(_distances(c_v, c_v)).amin(1), d_vi.amin(1))
+    nearest_from_i = torch.minimum(_off_diagonal(_distances(c_i, c_i)).amin(1), d_vi.amin(0))
+    return torch.stack([margin - nearest_from_v, margin - nearest_from_i])
 
 
 def _cross_modality_centers(c_v: Tensor, c_i: Tensor, margin: float, weight: float) -> Tensor:
     """The shared form of Eqs. 6 and 17: pull C^p_V to C^p_I, push both from j != p in V and I."""
     pull = weight * _safe_norm(c_v - c_i)
-    d_vi = _off_diagonal(_distances(c_v, c_i))
-    nearest_from_v = torch.minimum(_off_diagonal(_distances(c_v, c_v)).amin(1), d_vi.amin(1))
-    nearest_from_i = torch.minimum(_off_diagonal(_distances(c_i, c_i)).amin(1), d_vi.amin(0))
-    return (pull + F.relu(margin - nearest_from_v) + F.relu(margin - nearest_from_i)).sum()
+    return pull.sum() + F.relu(_cross_modality_hinges(c_v, c_i, margin)).sum()
+
+
+def shared_separation_hinges(sh_v: Tensor, sh_i: Tensor, margin: float = 0.7) -> Tensor:
+    """Eq. 6's hinge arguments [2, P] (rows: from C_sh,V, from C_sh,I)."""
+    _check_centers(sh_v=sh_v, sh_i=sh_i)
+    return _cross_modality_hinges(sh_v, sh_i, margin)
 
 
 def shared_separation_loss(sh_v: Tensor, sh_i: Tensor, margin: float = 0.7,
@@ -110,25 +131,41 @@ def shared_separation_loss(sh_v: Tensor, sh_i: Tensor, margin: float = 0.7,
     return _cross_modality_centers(sh_v, sh_i, margin, alpha)
 
 
+def hinge_activity(hinges: Tensor) -> Tensor:
+    """Fraction of hinge arguments > 0: the share of max(., 0) terms whose margin binds.
+
+    0 means every margin already holds (the term gives no gradient); 1 means none does.
+    """
+    return (hinges.detach() > 0).float().mean()
+
+
 def md_loss(sp_v: Tensor, sh_v: Tensor, sp_i: Tensor, sh_i: Tensor, *, lambda1: float = 0.5,
             lambda2: float = 0.5, shs: bool = True, sps: bool = True, dc: bool = True,
             rho1: float = 1.0, rho2: float = 0.7, rho3: float = 0.7, alpha: float = 2.0
             ) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 7, L_MD = L_shs + lambda1 L_dc + lambda2 L_sps (centers in).
 
-    Returns (total, terms) with the *unweighted* value of each active term (Table 3 switches).
+    Returns (total, terms) with the *unweighted* value of each active term (Table 3
+    switches) and, for each, "hinge/<term>": the fraction of its hinges that are active
+    (`hinge_activity`).
     """
     _check_centers(sp_v=sp_v, sh_v=sh_v, sp_i=sp_i, sh_i=sh_i)
     terms: dict[str, Tensor] = {}
     total = sp_v.new_zeros(())
     if shs:
-        terms["shs"] = shared_separation_loss(sh_v, sh_i, rho3, alpha)
+        hinges = shared_separation_hinges(sh_v, sh_i, rho3)
+        terms["shs"] = alpha * _safe_norm(sh_v - sh_i).sum() + F.relu(hinges).sum()
+        terms["hinge/shs"] = hinge_activity(hinges)
         total = total + terms["shs"]
     if dc:
-        terms["dc"] = decorrelation_loss(sp_v, sh_v, sp_i, sh_i, rho1)
+        hinges = decorrelation_hinges(sp_v, sh_v, sp_i, sh_i, rho1)
+        terms["dc"] = F.relu(hinges).sum()
+        terms["hinge/dc"] = hinge_activity(hinges)
         total = total + lambda1 * terms["dc"]
     if sps:
-        terms["sps"] = specific_separation_loss(sp_v, sp_i, rho2)
+        hinges = specific_separation_hinges(sp_v, sp_i, rho2)
+        terms["sps"] = F.relu(hinges).sum()
+        terms["hinge/sps"] = hinge_activity(hinges)
         total = total + lambda2 * terms["sps"]
     return total, terms
 
@@ -208,19 +245,44 @@ def _require(out: dict[str, Tensor], keys: tuple[str, ...], switch: str) -> None
                          "model from the same config (FMCNet.from_config(cfg, ...))")
 
 
-_NORMALISED = frozenset({
+FEATURE_SPACES = ("raw", "l2", "scaled")
+
+# The features the distance-based terms see (Eqs. 4-6, 13, 17); logits are never touched.
+_FEATURE_KEYS = frozenset({
     "shared_v", "shared_i", "specific_v", "specific_i", "generated_v", "generated_i",
     "fused_v", "fused_i",
 })
 
 
+def to_feature_space(x: Tensor, space: str, scale: float = 1.0) -> Tensor:
+    """Features [N, D] as a loss sees them: "raw" as they are, "l2" unit length, "scaled"
+    `scale` times unit length (a sphere of radius `scale`).
+
+    docs/method_readings.md ("The feature space of the losses"): GAP after ReLU is
+    non-negative, so unit-length centres lie at most sqrt(2) apart and Eqs. 4 and 5
+    cannot both hold there; raw features or a sphere of radius >= 1.5 can satisfy both.
+    """
+    if space == "raw":
+        return x
+    if space == "l2":
+        return F.normalize(x, dim=1)
+    if space == "scaled":
+        return scale * F.normalize(x, dim=1)
+    raise ValueError(f"feature space must be one of {FEATURE_SPACES}, got {space!r}")
+
+
+def _in_space(out: dict[str, Tensor], space: str, scale: float) -> dict[str, Tensor]:
+    return {k: to_feature_space(v, space, scale) if k in _FEATURE_KEYS else v
+            for k, v in out.items()}
+
+
 def loss_inputs(out: dict[str, Tensor], cfg: Any) -> dict[str, Tensor]:
-    """The model outputs as the losses see them: fp32, and with `loss_feature_norm="l2"`
-    the features of the distance-based terms L2-normalised (logits stay raw)."""
+    """The model outputs as the centre losses (Eqs. 4-6, 17) see them: fp32, and the
+    features in `cfg.center_loss_space` (raw | l2 | scaled by `cfg.center_loss_scale`);
+    logits stay raw. L_FC (Eq. 13) has its own space, `cfg.fc_loss_space`."""
     out = {k: _full_precision(v) for k, v in out.items()}
-    if getattr(cfg, "loss_feature_norm", "l2") == "l2":
-        out = {k: F.normalize(v, dim=1) if k in _NORMALISED else v for k, v in out.items()}
-    return out
+    return _in_space(out, getattr(cfg, "center_loss_space", "raw"),
+                     getattr(cfg, "center_loss_scale", 1.0))
 
 
 def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg: Any
@@ -229,11 +291,14 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
 
     L_FMC = fmc_weight * sum over both directions of (L_GAN(G side) + L_IC + L_FC). The
     generator-side GAN logits come from D with frozen parameters (the model computes them),
-    so this loss never writes D's grads. With fusion="concat" there is no SFF loss. Terms
-    are detached, unweighted equation values of the active terms plus "total".
+    so this loss never writes D's grads. With fusion="concat" there is no SFF loss. The
+    centre losses see the features in `center_loss_space`, L_FC in `fc_loss_space`.
+    Terms are detached, unweighted equation values of the active terms plus "total", and
+    "hinge/<term>" (shs, dc, sps, mc): the fraction of that term's hinges that are active.
     """
     _check_same_identities(labels_v, labels_i)
-    out = loss_inputs(out, cfg)
+    raw = {k: _full_precision(v) for k, v in out.items()}
+    out = loss_inputs(raw, cfg)
     sfd = getattr(cfg, "sfd", True)
     fmc = getattr(cfg, "fmc", True)
     terms: dict[str, Tensor] = {}
@@ -267,18 +332,21 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
                            + identity_consistency_loss(out["logits_generated_v"], labels_i))
             fmc_total = fmc_total + terms["ic"]
         if getattr(cfg, "fc", True):
+            fc = _in_space(raw, getattr(cfg, "fc_loss_space", "l2"),
+                           getattr(cfg, "fc_loss_scale", 1.0))
             terms["fc"] = (
-                feature_consistency_loss(out["generated_i"], out["specific_i"], labels_v, labels_i)
-                + feature_consistency_loss(out["generated_v"], out["specific_v"], labels_i, labels_v)
+                feature_consistency_loss(fc["generated_i"], fc["specific_i"], labels_v, labels_i)
+                + feature_consistency_loss(fc["generated_v"], fc["specific_v"], labels_i, labels_v)
             )
             fmc_total = fmc_total + terms["fc"]
         total = total + getattr(cfg, "fmc_weight", 1.0) * fmc_total
     if getattr(cfg, "fusion", "sff") == "sff":
         _require(out, ("fused_v", "logits_fused_v"), "fusion='sff'")
-        terms["mc"] = cross_modality_center_loss(
-            class_centers(out["fused_v"], labels_v), class_centers(out["fused_i"], labels_i),
-            getattr(cfg, "rho4", 0.7), getattr(cfg, "beta", 2.0),
-        )
+        c_v, c_i = class_centers(out["fused_v"], labels_v), class_centers(out["fused_i"], labels_i)
+        hinges = _cross_modality_hinges(c_v, c_i, getattr(cfg, "rho4", 0.7))
+        # = cross_modality_center_loss (Eq. 17), with its hinges kept for the activity
+        terms["mc"] = getattr(cfg, "beta", 2.0) * _safe_norm(c_v - c_i).sum() + F.relu(hinges).sum()
+        terms["hinge/mc"] = hinge_activity(hinges)
         terms["fid"] = fused_identity_loss(out["logits_fused_v"], out["logits_fused_i"],
                                            labels_v, labels_i)
         total = total + terms["mc"] + terms["fid"]

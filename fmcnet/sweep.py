@@ -115,12 +115,23 @@ def _resolve(path: str | os.PathLike) -> Path:
     return repo_path(path)
 
 
+def _mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise SweepError(f"sweep spec {where}: `{key}` must be a mapping of key: value, got "
+                         f"{value!r}")
+    return dict(value)
+
+
 def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
     """Read and check a sweep spec; relative paths are relative to the checkout."""
     path = _resolve(spec_path)
     if not path.is_file():
         raise SweepError(f"sweep spec {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SweepError(f"sweep spec {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SweepError(f"sweep spec {path} must be a mapping with notebook, out and rows")
     unknown = set(data) - _SPEC_KEYS
@@ -131,19 +142,27 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
     for key in required:
         if key not in data:
             raise SweepError(f"sweep spec {path} lacks `{key}`")
+    if not isinstance(data["rows"] or {}, dict):
+        raise SweepError(f"sweep spec {path}: `rows` must be a mapping of row name to row "
+                         f"(e.g. `t2_base: {{config: ...}}`), got a {type(data['rows']).__name__}")
     rows: dict[str, SweepRow] = {}
     for name, row in (data["rows"] or {}).items():
         row = row or {}
         if isinstance(row, str):  # `name: path/to/config.yaml`
             row = {"config": row}
+        if not isinstance(row, dict):
+            raise SweepError(f"sweep spec {path}, row {name!r}: expected a mapping of "
+                             f"{sorted(_ROW_KEYS)} or a config path, got {row!r}")
         bad = set(row) - _ROW_KEYS
         if bad:
             raise SweepError(f"sweep spec {path}, row {name!r}: unknown key(s) {sorted(bad)}; "
                              f"valid: {sorted(_ROW_KEYS)}")
         rows[str(name)] = SweepRow(
-            name=str(name), config=row.get("config"), overrides=dict(row.get("overrides") or {}),
-            parameters=dict(row.get("parameters") or {}), table=str(row.get("table", "")),
-            label=str(row.get("label", "")), paper=dict(row.get("paper") or {}),
+            name=str(name), config=row.get("config"),
+            overrides=_mapping(row, "overrides", f"{path}, row {name!r}"),
+            parameters=_mapping(row, "parameters", f"{path}, row {name!r}"),
+            table=str(row.get("table", "")), label=str(row.get("label", "")),
+            paper=_mapping(row, "paper", f"{path}, row {name!r}"),
             same_as=row.get("same_as"),
             seeds=_seed_list(row.get("seeds"), f"sweep spec {path}, row {name!r}"),
         )
@@ -167,7 +186,8 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
         path=path, notebook=notebook,
         out=_resolve(data.get("out") or f"runs/sweep-{path.stem}"),
         profile=data.get("profile"), setting=data.get("setting"),
-        parameters=dict(data.get("parameters") or {}), overrides=dict(data.get("overrides") or {}),
+        parameters=_mapping(data, "parameters", str(path)),
+        overrides=_mapping(data, "overrides", str(path)),
         rows=rows, seeds=_seed_list(data.get("seeds"), f"sweep spec {path}"), runner=runner,
     )
 
@@ -504,7 +524,7 @@ def run_sweep(
     the command line) apply to every row; `seeds` replaces the spec's and rows' seeds.
     Finished runs are skipped, failures reported.
     """
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar as progress_bar
 
     spec = load_spec(spec_path)
     seeds = _seed_list(seeds, "seeds")
@@ -518,7 +538,7 @@ def run_sweep(
     to_run = list(dict.fromkeys(spec.rows[r].same_as or r for r in wanted))
     runs = [(name, seed) for name in to_run for seed in row_seeds(spec, spec.rows[name], seeds)]
     failures: dict[str, str] = {}
-    bar = tqdm(runs, desc="sweep", unit="run", disable=not progress)
+    bar = progress_bar(runs, desc="sweep", unit="run", disable=not progress)
     for name, seed in bar:
         row = spec.rows[name]
         label = name if seed is None else f"{name} seed {seed}"

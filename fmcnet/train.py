@@ -12,9 +12,14 @@ Everything a run writes lives in its folder: ``config.yaml``, ``metrics.jsonl``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import pickle
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,31 +30,65 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fmcnet.config import Config, config_from_dict, save_config
+from fmcnet.config import Config, config_from_dict, save_config, validate
 from fmcnet.data.augment import TrainAugment
 from fmcnet.data.base import VIDataset
 from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.losses import discriminator_loss, fmcnet_loss
 from fmcnet.model import FMCNet
+from fmcnet.model.backbone import check_pretrained, weights_source
+from fmcnet.tensorboard_log import TensorBoardLog
 from fmcnet.utils import (
     FMCNetError,
     atomic_torch_save,
     atomic_write_json,
+    atomic_write_text,
     pick_device,
+    remove_orphans,
     seed_everything,
 )
 
 # Configuration keys that change the network's shape or the meaning of its weights:
-# a checkpoint must agree on all of them to be resumed or evaluated.
+# a checkpoint must agree on all of them to be evaluated.
 MODEL_KEYS = (
     "backbone", "last_stride", "bnneck", "generator_hidden", "sfd", "fmc", "fusion",
     "height", "width",
 )
-# Keys whose change makes a resumed run a different experiment.
-RESUME_KEYS = MODEL_KEYS + (
-    "dataset", "trial", "seed", "num_identities", "num_instances", "steps_per_epoch",
-    "lr", "warmup_epochs", "lr_milestones", "lr_gamma", "validate",
-)
+# The keys a resumed run may change: every other `Config` field (loss switches and
+# constants, optimizer, schedule, augmentation, data, model, seed, ...) must match the
+# checkpoint, so a key added later is covered without being listed anywhere. Why each
+# is safe (docs/reliability.md):
+RESUME_SAFE_KEYS = {
+    "epochs": "the end of the run; the schedule of the steps already taken is unchanged "
+              "(it may not fall below the epochs already completed)",
+    "device": "where the same computation runs",
+    "compile": "speed only",
+    "channels_last": "memory layout only",
+    "data_on_device": "where the training images are kept",
+    "data_root": "the same data moved (the training identities and counts are still checked)",
+    "progress": "output only",
+    "log_every": "output only",
+    "checkpoint_every": "how often the state is saved",
+    "keep_snapshots": "which checkpoints are kept",
+    "eval_batch_size": "evaluation only",
+    "trials": "evaluation only",
+    "tta": "evaluation only",
+    "rerank": "evaluation only",
+    "max_rank": "evaluation only",
+    "eval_amp": "evaluation only",
+    "gallery_sampler": "evaluation only",
+    "llcm_protocol": "evaluation only",
+}
+
+
+def resume_keys() -> tuple[str, ...]:
+    """Every configuration key that must match the checkpoint for `--resume`."""
+    return tuple(f.name for f in dataclasses.fields(Config) if f.name not in RESUME_SAFE_KEYS)
+
+
+# What makes a folder hold a run: training refuses to start over any of these.
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "results.json", "checkpoints")
+CHECKPOINT_FORMAT = 2
 
 
 class CheckpointMismatch(FMCNetError):
@@ -110,6 +149,13 @@ def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.Optimizer,
 def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = base_lr * group["lr_mult"] * factor
+
+
+def set_backend_flags(device: torch.device) -> None:
+    """Every training batch has the same shape: cuDNN times its convolution algorithms
+    for it once and keeps the fastest (measured by `python -m fmcnet gpu-check`)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,7 +248,8 @@ class TrainStep:
         self.model, self.cfg, self.world = model, cfg, world
         self.optimizer, self.disc_optimizer = optimizer, disc_optimizer
         self.forward = forward if forward is not None else model
-        self.autocast_enabled = cfg.amp and device.type == "cuda"
+        self.autocast_enabled = cfg.amp and (
+            device.type == "cuda" or (device.type == "cpu" and cfg.cpu_amp))
         self.device = device
         disc_ids = {id(p) for p in model.parameter_groups()["discriminator"]}
         # Clipping bounds the network's update; the discriminators play their own game
@@ -252,27 +299,56 @@ class TrainStep:
 # ---------------------------------------------------------------------------------------
 
 
-def _state_sha256(state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def _digest(obj: Any, h: Any) -> None:
+    """Feed a checkpoint's contents to `h` in a canonical order (dict keys sorted)."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)};".encode())
+        for key in sorted(obj, key=repr):
+            h.update(repr(key).encode() + b":")
+            _digest(obj[key], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)};".encode())
+        for item in obj:
+            _digest(item, h)
+    elif obj is None or isinstance(obj, (bool, int, float, str)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    else:
+        raise TypeError(f"unexpected {type(obj).__name__} in a checkpoint")
+
+
+def checkpoint_sha256(state: dict[str, Any]) -> str:
+    """SHA-256 of the whole checkpoint (weights, optimizers, sampler, RNG, config, ...)."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != "sha256"}, h)
+    return h.hexdigest()
 
 
 def dataset_signature(dataset: VIDataset) -> dict[str, Any]:
+    """What a checkpoint records of its training data: name, RegDB trial, sizes, and the
+    training identities (list and hash), so that evaluation can refuse a test split that
+    shares identities with them."""
+    pids = np.union1d(dataset.train.visible.pids, dataset.train.infrared.pids).astype(np.int64)
     return {
         "name": dataset.name,
         "trial": dataset.trial,
         "num_classes": dataset.train.num_classes,
         "visible": len(dataset.train.visible),
         "infrared": len(dataset.train.infrared),
+        "train_pids": pids.tolist(),
+        "train_ids_sha256": hashlib.sha256(pids.tobytes()).hexdigest(),
     }
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (a kill at any moment leaves the old or the new file)
+    with the SHA-256 of its whole content."""
     model_state = {k: v.detach().cpu() for k, v in state["model"].items()}
-    state = {**state, "model": model_state, "model_sha256": _state_sha256(model_state)}
+    state = {**state, "model": model_state, "format": CHECKPOINT_FORMAT}
+    state["sha256"] = checkpoint_sha256(state)
     atomic_torch_save(state, path)
 
 
@@ -283,41 +359,116 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointMismatch(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise CheckpointMismatch(f"checkpoint {path} is not readable for you (permission "
+                                 "denied); ask its owner or copy it") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing
+        # Only the first line of torch's message: the rest suggests weights_only=False,
+        # which would run arbitrary code from the file.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(exc, pickle.UnpicklingError):
+            first = "it holds objects an fmcnet checkpoint never contains"
         raise CheckpointMismatch(
-            f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc}); "
-            "it is truncated or not an fmcnet checkpoint"
+            f"checkpoint {path} could not be read ({exc.__class__.__name__}: {first}); "
+            "it is truncated, corrupt or not an fmcnet checkpoint"
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointMismatch(f"checkpoint {path} is not an fmcnet checkpoint (no model/config)")
-    if state.get("model_sha256") != _state_sha256(state["model"]):
+    try:
+        if "sha256" in state:
+            ok = state["sha256"] == checkpoint_sha256(state)
+        else:  # written before format 2: only the weights were hashed
+            ok = state.get("model_sha256") == _weights_sha256(state["model"])
+    except (TypeError, AttributeError, RuntimeError):
+        ok = False
+    if not ok:
         raise CheckpointMismatch(f"checkpoint {path} fails its content hash: the file is corrupt")
     return state
+
+
+def _weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _saved_value(saved: dict[str, Any], key: str) -> Any:
+    """A checkpoint's value of `key`; keys added after it was written take their default."""
+    if key in saved:
+        return _norm(saved[key])
+    return _norm(getattr(Config(), key))
+
+
+def check_config(ckpt: dict[str, Any], cfg: Config, path: Path, keys=MODEL_KEYS,
+                 *, what: str = "this configuration") -> None:
+    """Fail loudly, listing every differing key, instead of mixing two experiments."""
+    saved = ckpt["config"]
+    problems = [
+        f"{k}: checkpoint has {_saved_value(saved, k)!r}, {what} has {_norm(getattr(cfg, k))!r}"
+        for k in keys
+        if _saved_value(saved, k) != _norm(getattr(cfg, k))
+    ]
+    if problems:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not match {what}:\n  - " + "\n  - ".join(problems)
+        )
+
+
+def check_dataset(ckpt: dict[str, Any], dataset: VIDataset, path: Path, *,
+                  training: bool = False) -> None:
+    """The checkpoint fits `dataset`: same name and classes; for training (resume) the
+    same training identities; for evaluation no test identity it was trained on."""
+    want = dataset_signature(dataset)
+    have = ckpt.get("dataset", {})
+    keys = ("name", "num_classes") + (("trial", "visible", "infrared") if training else ())
+    problems = [f"dataset {k}: checkpoint has {have.get(k)!r}, this dataset has {want[k]!r}"
+                for k in keys if have.get(k) != want[k]]
+    if training and have.get("train_ids_sha256") not in (None, want["train_ids_sha256"]):
+        problems.append("dataset training identities: the checkpoint was trained on another "
+                        "set of identities (train_ids_sha256 differs)")
+    if problems:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not match this dataset:\n  - " + "\n  - ".join(problems)
+        )
+    if not training:
+        _refuse_test_leakage(have, dataset, path)
+
+
+def _refuse_test_leakage(have: dict[str, Any], dataset: VIDataset, path: Path) -> None:
+    test: set[int] = set()
+    for split in dataset.splits.values():
+        test |= set(split.query.pids.tolist()) | set(split.gallery.pids.tolist())
+    if "train_pids" in have:
+        shared = sorted(test & set(have["train_pids"]))
+        if not shared:
+            return
+        shown = ", ".join(str(p) for p in shared[:8]) + (" ..." if len(shared) > 8 else "")
+        overlap = f"{len(shared)} of its {len(test)} test identities ({shown}) are"
+    elif have.get("trial") is not None and have.get("trial") != dataset.trial:
+        # an older checkpoint without its identity list: another RegDB trial may overlap
+        overlap = "its test identities may be"
+    else:
+        return
+    trained_on = have.get("name", "?") + (f" trial {have['trial']}" if have.get("trial") else "")
+    here = dataset.name + (f" trial {dataset.trial}" if dataset.trial else "")
+    advice = (f"evaluate it on trial {have['trial']} (trial={have['trial']}), or use the "
+              f"checkpoint trained on trial {dataset.trial}" if have.get("trial")
+              else "evaluate it on a split whose test identities it never saw")
+    raise CheckpointMismatch(
+        f"checkpoint {path} was trained on {trained_on}; evaluating it on {here} would leak "
+        f"test identities: {overlap} among the identities it trained on. {advice}"
+    )
 
 
 def check_compatible(
     ckpt: dict[str, Any], cfg: Config, dataset: VIDataset | None, path: Path, keys=MODEL_KEYS
 ) -> None:
-    """Fail loudly, listing every difference, instead of evaluating random weights."""
-    saved = ckpt["config"]
-    problems = [
-        f"{k}: checkpoint has {saved.get(k)!r}, this run has {getattr(cfg, k)!r}"
-        for k in keys
-        if _norm(saved.get(k)) != _norm(getattr(cfg, k))
-    ]
+    """`check_config` on `keys`, then (with a dataset) `check_dataset` for evaluation."""
+    check_config(ckpt, cfg, path, keys)
     if dataset is not None:
-        want = dataset_signature(dataset)
-        have = ckpt.get("dataset", {})
-        problems += [
-            f"dataset {k}: checkpoint has {have.get(k)!r}, this dataset has {want[k]!r}"
-            for k in ("name", "num_classes")
-            if have.get(k) != want[k]
-        ]
-    if problems:
-        raise CheckpointMismatch(
-            f"checkpoint {path} does not match this configuration/dataset:\n  - "
-            + "\n  - ".join(problems)
-        )
+        check_dataset(ckpt, dataset, path)
 
 
 def _norm(value: Any) -> Any:
@@ -352,7 +503,7 @@ def _no_pretrained(cfg: Config) -> Config:
     """Weights come from the checkpoint: do not look for ImageNet weights again."""
     import dataclasses
 
-    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None, require_pretrained=False)
+    return dataclasses.replace(cfg, pretrained=False, pretrained_path=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -380,11 +531,111 @@ def _distributed() -> tuple[int, int]:
 
 
 def _progress(iterable, enabled: bool, **kw):
+    """A bar on a terminal or in a notebook, one line per epoch in a log (`fmcnet.progress`)."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar
 
-    return tqdm(iterable, **kw)
+    return bar(iterable, **kw)
+
+
+def run_contents(run_dir: str | os.PathLike) -> list[str]:
+    """The run files `run_dir` holds (of `RUN_MARKERS`); empty for a new or empty folder."""
+    run_dir = Path(run_dir)
+    return [name for name in RUN_MARKERS if (run_dir / name).exists()]
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    found = run_contents(run_dir)
+    if found:
+        resumable = (run_dir / "checkpoints" / "last.pt").exists()
+        advice = ("pass --resume to continue it, or choose another --out" if resumable else
+                  "it has no checkpoints/last.pt to resume from; choose another --out, or "
+                  f"delete {run_dir} to start over")
+        raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
+
+
+def _resume_checkpoint(run_dir: Path, last_path: Path, cfg: Config) -> dict[str, Any]:
+    """The checkpoint to resume, checked against `cfg` before any data is touched."""
+    if not last_path.exists():
+        found = run_contents(run_dir)
+        what = (f"holds a run ({', '.join(found)}) but no checkpoint {last_path} (deleted?)"
+                if found else f"has no checkpoint {last_path}")
+        raise FMCNetError(f"--resume: {run_dir} {what}; there is nothing to resume: train "
+                          "without --resume into another --out")
+    ckpt = load_checkpoint(last_path)
+    check_config(ckpt, cfg, last_path, resume_keys(), what="the resumed run")
+    if cfg.epochs < ckpt["epoch"]:
+        raise CheckpointMismatch(
+            f"checkpoint {last_path} has completed {ckpt['epoch']} epochs; epochs={cfg.epochs} "
+            f"would end the run before that. Resume with epochs >= {ckpt['epoch']}"
+        )
+    return ckpt
+
+
+def _record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
+    """config.yaml holds the run's current configuration; every resume appends what it
+    changed (only `RESUME_SAFE_KEYS` can differ) to resumes.jsonl, so the history stays
+    honest."""
+    changed = {k: [_saved_value(ckpt["config"], k), _norm(getattr(cfg, k))]
+               for k in RESUME_SAFE_KEYS
+               if _saved_value(ckpt["config"], k) != _norm(getattr(cfg, k))}
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": ckpt["epoch"],
+              "global_step": ckpt["global_step"], "changed": changed}
+    with open(run_dir / "resumes.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, global_step: int) -> None:
+    """Drop the records of steps after the resumed checkpoint (they are trained again)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            if json.loads(line)["global_step"] <= global_step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):  # a line cut by a kill: dropped
+            continue
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+
+
+class InterruptGuard:
+    """Holds Ctrl-C (SIGINT) until the training step in flight has finished.
+
+    The handler only sets `requested`; the loop checks it between steps (and after the
+    end-of-epoch checkpoint), so the state it then saves is that of the last completed
+    step, BatchNorm buffers included. A second Ctrl-C stops at once, saving nothing.
+    Installed from the main thread only (signal handlers cannot be set elsewhere); the
+    previous handler is restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> InterruptGuard:
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous not in (None, signal.SIG_IGN):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing the current step, then saving a checkpoint "
+              "(Ctrl-C again stops at once, without saving)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def train(
@@ -399,29 +650,41 @@ def train(
     """Train FMCNet on `cfg.dataset`, write the run folder, then evaluate.
 
     `callback` receives every metrics record (the notebooks draw live curves with it).
-    Ctrl-C saves the position reached (mid-epoch) so that `resume=True` continues there.
+    A folder that already holds a run is refused unless `resume=True`, which continues
+    `checkpoints/last.pt` exactly (same batches, RNG and LR schedule) and requires the
+    configuration to match it except for `RESUME_SAFE_KEYS`. Ctrl-C finishes the step in
+    flight and saves it (see `InterruptGuard`).
     """
     from fmcnet.data import dataset_for_config
     from fmcnet.data.cache import load_images
 
+    validate(cfg)  # a Config built by hand gets the checks make_config applies
     run_dir = Path(run_dir)
     rank, world = _distributed()
     is_main = rank == 0
+    ckpt_dir = run_dir / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+    show = cfg.progress and is_main
+
+    # The cheap checks come first: the folder, the checkpoint's configuration, the device.
+    ckpt = _resume_checkpoint(run_dir, last_path, cfg) if resume else None
+    if not resume and is_main:
+        _refuse_existing_run(run_dir)
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     seed_everything(cfg.seed + rank)
-    ckpt_dir = run_dir / "checkpoints"
-    last_path = ckpt_dir / "last.pt"
-    show = cfg.progress and is_main
+    set_backend_flags(device)
+    # Before any data is loaded: a run that asked for ImageNet weights never trains without.
+    init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
+                            pretrained_path=cfg.pretrained_path)
+    if is_main:
+        print(_describe_init(init, cfg))
 
-    if not resume and is_main and last_path.exists():
-        raise FMCNetError(
-            f"{run_dir} already holds a run ({last_path}); pass --resume to continue it "
-            "or choose another --out"
-        )
     dataset = dataset or dataset_for_config(cfg)
+    if ckpt is not None:
+        check_dataset(ckpt, dataset, last_path, training=True)
     size = (cfg.height, cfg.width)
     images_v = DeviceImages(load_images(dataset.train.visible, size, progress=show), device,
                             cfg.data_on_device)
@@ -444,26 +707,31 @@ def train(
     batches = OnDeviceBatches(images_v, images_i, dataset.train.visible.labels,
                               dataset.train.infrared.labels, cfg, generator)
 
-    start_epoch, global_step, best = 0, 0, {"mAP": -1.0, "epoch": None}
-    if resume:
-        if not last_path.exists():
-            raise FMCNetError(f"--resume: {run_dir} has no checkpoint {last_path} to resume from")
-        ckpt = load_checkpoint(last_path)
-        check_compatible(ckpt, cfg, dataset, last_path, keys=RESUME_KEYS)
+    # The run's position is `global_step` (steps completed) and `closed` (epochs whose
+    # end-of-epoch work, validation and checkpoint, is done); the sampler's epoch and
+    # position are derived from them, so no interrupt can make an epoch replay or vanish.
+    global_step, closed, best = 0, 0, {"mAP": -1.0, "epoch": None}
+    if ckpt is not None:
+        global_step, closed = int(ckpt["global_step"]), int(ckpt["epoch"])
+        if not closed * steps_per_epoch <= global_step <= (closed + 1) * steps_per_epoch:
+            raise CheckpointMismatch(
+                f"checkpoint {last_path} records step {global_step} after {closed} completed "
+                f"epochs of {steps_per_epoch} steps, which cannot be; it was not written by "
+                "this version of train()"
+            )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         disc_optimizer.load_state_dict(ckpt["disc_optimizer"])
-        sampler.load_state_dict(ckpt["sampler"])
         generator.set_state(ckpt["rng"]["augment"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-        start_epoch, global_step = ckpt["epoch"], ckpt["global_step"]
+        if device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         best = ckpt.get("best", best)
         if is_main:
-            print(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}, "
-                  f"step {global_step} (lr factor {lr_factor(cfg, global_step, steps_per_epoch):.4g})")
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+            print(f"resuming {run_dir} at epoch {closed + 1}/{cfg.epochs}, step {global_step} "
+                  f"(lr factor {lr_factor(cfg, global_step, steps_per_epoch):.4g})")
+    metrics_path = run_dir / "metrics.jsonl"
+    tb: TensorBoardLog | None = None  # opened with the run folder, below
 
     ddp_model = model
     if world > 1:
@@ -484,26 +752,26 @@ def train(
     step = TrainStep(model, cfg, optimizer, disc_optimizer, device=device, world=world,
                      forward=torch.compile(ddp_model) if cfg.compile else ddp_model)
 
-    def checkpoint_state(epoch: int, position: int | None = None) -> dict[str, Any]:
-        sampler_state = sampler.state_dict()
-        if position is not None:
-            sampler_state = {**sampler_state, "epoch": epoch, "position": position}
+    def checkpoint_state(best_record: dict[str, Any] | None = None) -> dict[str, Any]:
+        rng = {"augment": generator.get_state().cpu(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
         return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "disc_optimizer": disc_optimizer.state_dict(),
-            "sampler": sampler_state,
-            "rng": {"augment": generator.get_state().cpu(), "torch": torch.get_rng_state()},
-            "epoch": epoch,
+            "sampler": {"epoch": global_step // steps_per_epoch,
+                        "position": global_step % steps_per_epoch, "seed": cfg.seed},
+            "rng": rng,
+            "epoch": closed,
             "global_step": global_step,
-            "best": best,
+            "best": best if best_record is None else best_record,
             "config": {k: _norm(v) for k, v in cfg.to_dict().items()},
             "dataset": dataset_signature(dataset),
             "pretrained_source": model.pretrained_source,  # for results.json provenance
         }
 
     history: list[dict[str, Any]] = []
-    metrics_path = run_dir / "metrics.jsonl"
     pending: list[torch.Tensor] = []  # per-step loss terms, synced once per log interval
     term_names: list[str] | None = None
     t_interval, n_interval = time.perf_counter(), 0
@@ -512,11 +780,12 @@ def train(
         nonlocal pending, t_interval, n_interval
         if not pending:
             return
-        values = torch.stack(pending).float().cpu()  # one device sync per interval
+        taken, pending = pending, []  # an interrupt inside cannot log these steps twice
+        values = torch.stack(taken).float().cpu()  # one device sync per interval
         bad = ~torch.isfinite(values)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
-            step = global_step - len(pending) + row + 1
+            step = global_step - len(taken) + row + 1
             raise NonFiniteLoss(
                 f"loss term {term_names[col]!r} became {values[row, col].item()} at step {step} "
                 f"(epoch {epoch + 1}); stopping. The last good checkpoint stays at {last_path}"
@@ -525,7 +794,8 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
-            **{n if n == "disc_acc" else f"loss/{n}": float(v)
+            # loss terms as loss/<name>; "disc_acc" and "hinge/<term>" are not losses
+            **{n if n == "disc_acc" or "/" in n else f"loss/{n}": float(v)
                for n, v in zip(term_names, values.mean(0))},
             **omega_values(model),
             "images_per_s": n_interval / elapsed if elapsed > 0 else float("nan"),
@@ -536,67 +806,126 @@ def train(
         if is_main:
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+        if tb is not None:
+            tb.write(record)
         if callback is not None:
             callback(record)
-        pending, t_interval, n_interval = [], time.perf_counter(), 0
+        t_interval, n_interval = time.perf_counter(), 0
 
-    if is_main and not resume:
-        metrics_path.unlink(missing_ok=True)
-    epochs = _progress(range(start_epoch, cfg.epochs), show, desc="epochs",
-                       initial=start_epoch, total=cfg.epochs)
-    epoch, step_in_epoch, updating = start_epoch, 0, False
-    try:
-        for epoch in epochs:
-            model.train()
-            state = sampler.state_dict()
-            if state["epoch"] != epoch or state["position"] >= steps_per_epoch:
-                sampler.set_epoch(epoch)
-            step_in_epoch = sampler.state_dict()["position"]
-            bar = _progress(sampler, show, desc=f"epoch {epoch + 1}", leave=False,
-                            total=steps_per_epoch - step_in_epoch)
-            for idx_v, idx_i in bar:
-                factor = lr_factor(cfg, global_step, steps_per_epoch)
-                set_lr(optimizer, cfg.lr, factor)
-                set_lr(disc_optimizer, cfg.disc_lr, factor)
+    guard = InterruptGuard()
+    last_saved: dict[str, int] = {}  # what checkpoints/last.pt holds, once written here
 
-                x_v, x_i, y_v, y_i = batches(idx_v, idx_i)
-                updating = True
-                all_terms = step(x_v, x_i, y_v, y_i)
-                global_step += 1
-                step_in_epoch += 1
-                updating = False
+    def stop_requested(sync: bool) -> bool:
+        if world == 1:
+            return guard.requested
+        if not sync:  # under DDP the ranks agree at logging points only (one collective)
+            return False
+        flag = torch.tensor([int(guard.requested)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
-                if term_names is None:
-                    term_names = list(all_terms)
-                pending.append(torch.stack([all_terms[n].detach().float() for n in term_names]))
-                n_interval += len(idx_v) + len(idx_i)
-                if len(pending) >= cfg.log_every or step_in_epoch == steps_per_epoch:
-                    flush(epoch, step_in_epoch)
-                    if show and history:
-                        bar.set_postfix(loss=f"{history[-1]['loss/total']:.3f}",
-                                        img_s=f"{history[-1]['images_per_s']:.0f}")
-            flush(epoch, step_in_epoch)
-
-            done = epoch + 1
-            at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.epochs
-            if cfg.validate and dataset.val is not None and at_checkpoint:
-                val_map = validation_map(model, dataset, cfg, device)
+    def close_epoch(epoch: int) -> None:
+        """Validation (with `validate`) and the checkpoints at the end of `epoch`."""
+        nonlocal best
+        done = epoch + 1
+        if not (done % cfg.checkpoint_every == 0 or done == cfg.epochs):
+            return
+        if cfg.validate and dataset.val is not None:
+            val_map = validation_map(model, dataset, cfg, device)
+            if history:
                 history[-1]["val_mAP"] = val_map
-                if is_main and val_map > best["mAP"]:
-                    best = {"mAP": val_map, "epoch": done}
-                    save_checkpoint(ckpt_dir / "best.pt", checkpoint_state(done))
-            if is_main and at_checkpoint:
-                state = checkpoint_state(done)
-                save_checkpoint(last_path, state)
-                if cfg.keep_snapshots:
-                    save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
+            if tb is not None:
+                tb.write({"global_step": global_step, "val_mAP": val_map})
+            if is_main and val_map > best["mAP"]:
+                candidate = {"mAP": val_map, "epoch": done}
+                # best.pt first: a record of a best checkpoint that was never written
+                # would keep a later, better epoch from replacing it
+                save_checkpoint(ckpt_dir / "best.pt", {**checkpoint_state(candidate),
+                                                       "epoch": done})
+                best = candidate
+        if is_main:
+            state = {**checkpoint_state(), "epoch": done}
+            save_checkpoint(last_path, state)
+            last_saved.update(epoch=done, global_step=global_step)
+            if cfg.keep_snapshots:
+                save_checkpoint(ckpt_dir / f"epoch_{done:03d}.pt", state)
+
+    # in a log the per-epoch lines say it all: the outer bar stays silent there
+    epochs = _progress(range(closed, cfg.epochs), show, desc="epochs", unit="epoch",
+                       initial=closed, total=cfg.epochs, line=False, interval=0)
+    epoch, step_in_epoch, in_step = closed, 0, False
+    try:
+        with guard:
+            # the folder is written under the guard: from its first file on, an interrupt
+            # leaves a checkpoint to resume
+            if is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for folder in (run_dir, ckpt_dir):
+                    remove_orphans(folder)  # temporary files of writers that were killed
+                if ckpt is not None:
+                    _truncate_metrics(metrics_path, global_step)
+                    _record_resume(run_dir, ckpt, cfg)
+                save_config(cfg, run_dir / "config.yaml")
+            # a resumed run drops the events an interrupted attempt wrote after its checkpoint
+            tb = TensorBoardLog.open(run_dir, enabled=cfg.tensorboard and is_main,
+                                     purge_step=global_step + 1 if ckpt is not None else None)
+            for epoch in epochs:
+                model.train()
+                step_in_epoch = global_step - epoch * steps_per_epoch
+                if step_in_epoch < steps_per_epoch:
+                    sampler.load_state_dict({"epoch": epoch, "position": step_in_epoch,
+                                             "seed": cfg.seed})
+                    bar = _progress(sampler, show, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                    leave=False, line=True, unit="steps",
+                                    total=steps_per_epoch - step_in_epoch)
+                    for idx_v, idx_i in bar:
+                        in_step = True  # from here the state is mid-step until it completes
+                        factor = lr_factor(cfg, global_step, steps_per_epoch)
+                        set_lr(optimizer, cfg.lr, factor)
+                        set_lr(disc_optimizer, cfg.disc_lr, factor)
+                        x_v, x_i, y_v, y_i = batches(idx_v, idx_i)
+                        all_terms = step(x_v, x_i, y_v, y_i)
+                        global_step += 1
+                        step_in_epoch += 1
+                        in_step = False
+
+                        if term_names is None:
+                            term_names = list(all_terms)
+                        pending.append(torch.stack([all_terms[n].detach().float()
+                                                    for n in term_names]))
+                        n_interval += len(idx_v) + len(idx_i)
+                        logged = len(pending) >= cfg.log_every or step_in_epoch == steps_per_epoch
+                        if logged:
+                            flush(epoch, step_in_epoch)
+                            if show and history:
+                                bar.set_postfix(loss=f"{history[-1]['loss/total']:.3f}",
+                                                img_s=f"{history[-1]['images_per_s']:.0f}")
+                        # the last step's interrupt waits for the end-of-epoch checkpoint
+                        if step_in_epoch < steps_per_epoch and stop_requested(logged):
+                            raise KeyboardInterrupt
+                    flush(epoch, step_in_epoch)
+                close_epoch(epoch)
+                closed = epoch + 1
+                if stop_requested(True):
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
-        # Save where the run stands, unless the interrupt fell inside the update itself.
-        if is_main and not updating:
-            save_checkpoint(last_path, checkpoint_state(epoch, position=step_in_epoch))
-            print(f"interrupted: saved epoch {epoch + 1}, step {step_in_epoch} to {last_path}; "
-                  "run again with --resume to continue")
+        if tb is not None:
+            tb.close()
+        if is_main and in_step:
+            kept = (f"{last_path} keeps the last checkpoint" if last_path.exists()
+                    else "no checkpoint was written yet")
+            print(f"interrupted inside a training step: nothing saved; {kept}", file=sys.stderr)
+        elif is_main:
+            flush(epoch, step_in_epoch)
+            if last_saved != {"epoch": closed, "global_step": global_step}:
+                save_checkpoint(last_path, checkpoint_state())
+            where = ("all epochs trained, not yet evaluated" if closed == cfg.epochs else
+                     f"epoch {closed + 1}, step {global_step - closed * steps_per_epoch}")
+            print(f"interrupted: saved {where} (global step {global_step}) to {last_path}; "
+                  "run again with --resume to continue", file=sys.stderr)
         raise
+    if tb is not None:
+        tb.close()
     results = None
     if evaluate and is_main:
         if cfg.validate and best["epoch"] is not None:
@@ -610,14 +939,23 @@ def train(
     return TrainResult(run_dir, model, dataset, cfg, results, history)
 
 
+def _describe_init(source: str, cfg: Config) -> str:
+    """The log line that says what the backbone starts from."""
+    if source == "random":
+        return (f"backbone {cfg.backbone}: random init (pretrained=false), not the paper's "
+                "ImageNet start -- accuracy will be far below the paper's; the pre-trained "
+                "parts' LR multiplier (pretrained_lr_mult) is not applied")
+    return (f"backbone {cfg.backbone}: weights {source}; ResNet parts at "
+            f"{cfg.pretrained_lr_mult:g}x the base LR")
+
+
 def omega_values(model: torch.nn.Module) -> dict[str, float]:
-    """The SFF fusion weights (Eq. 15) for the metrics log; empty without SFF."""
-    values = {}
-    for name, p in model.named_parameters():
-        if "omega" in name and p.numel() <= 4:
-            for j, v in enumerate(p.detach().float().flatten().tolist()):
-                values[f"omega/{name.replace('.', '/')}" + (f"/{j + 1}" if p.numel() > 1 else "")] = v
-    return values
+    """The SFF fusion weights (Eq. 15) for the metrics log: omega/v_specific (w1) and
+    omega/i_specific (w2); empty without SFF."""
+    sff = getattr(model, "sff", None)
+    if sff is None:
+        return {}
+    return {f"omega/{kind}": value for kind, value in sff.omega_values().items()}
 
 
 def _average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
@@ -639,7 +977,7 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
     for name, images in (("q", dataset.val.infrared), ("g", dataset.val.visible)):
         feats[name] = extract_features(
             model, load_images(images, size, progress=False), images.modality, device=device,
-            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp,
+            batch_size=cfg.eval_batch_size, amp=cfg.eval_amp, cpu_amp=cfg.cpu_amp,
         )
     q, g = dataset.val.infrared, dataset.val.visible
     dist_qg = pairwise_distance(feats["q"], feats["g"])
@@ -654,10 +992,14 @@ def evaluate_run(
     selection: str, tta: bool | None = None, rerank: bool | None = None,
     settings: list[str] | None = None, trials: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every protocol of the dataset and write results.json and eval/*.npz."""
+    """Evaluate every protocol of the dataset and write results.json and eval/*.npz.
+
+    `run_dir` is the folder the results go to: the run folder for training's own
+    evaluation, an evaluation folder of its own otherwise (`evaluation_folder`).
+    """
     from fmcnet.evaluation.protocols import evaluate_dataset
     from fmcnet.evaluation.report import results_document, table1_markdown
-    from fmcnet.utils import atomic_write_text, describe_device, git_commit
+    from fmcnet.utils import describe_device, git_commit
 
     tta = cfg.tta if tta is None else tta
     rerank = cfg.rerank if rerank is None else rerank
@@ -665,7 +1007,7 @@ def evaluate_run(
         model, dataset, cfg, device=device, settings=settings, trials=trials, tta=tta,
         rerank=rerank, save_dir=run_dir / "eval", progress=cfg.progress,
     )
-    results = results_document(
+    document = results_document(
         evaluation["settings"],
         dataset=cfg.dataset,
         profile=cfg.profile,
@@ -684,9 +1026,32 @@ def evaluate_run(
         validate=dataset.val is not None,  # val ids held out of training (SYSU-MM01 only)
         pretrained=getattr(model, "pretrained_source", "unknown"),
     )
+    # the RegDB split the scores belong to (None for the other datasets)
+    results = {"dataset": document.pop("dataset"), "trial": dataset.trial, **document}
+    results["pretrained"] = weights_source(cfg.backbone, pretrained=cfg.pretrained,
+                                           pretrained_path=cfg.pretrained_path)
+    if "features" in evaluation:  # fmcnet.evaluation.diagnostics
+        results["features_setting"] = evaluation["features_setting"]
+        results["features"] = evaluation["features"]
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "results.md", table1_markdown(results) + "\n")
     return results
+
+
+def evaluation_folder(base: str | os.PathLike, dataset: VIDataset, *, settings: list[str] | None,
+                      trials: int, tta: bool, rerank: bool) -> Path:
+    """`<base>/evaluations/<name>`: one folder per evaluation, named by its settings, so an
+    evaluation never writes over a run's own results or another evaluation's."""
+    parts = [dataset.name + (f"-trial{dataset.trial}" if dataset.trial else "")]
+    if settings is not None:
+        parts.append("+".join(s.replace("/", "-") for s in settings))
+    # the trials evaluation will use: a split has at most len(split.trials) galleries
+    names = list(dataset.splits) if settings is None else settings
+    used = min(trials, max((len(dataset.splits[n].trials) for n in names if n in dataset.splits),
+                           default=trials))
+    parts.append(f"{used}trials")
+    parts += [flag for flag, on in (("tta", tta), ("rerank", rerank)) if on]
+    return Path(base) / "evaluations" / "_".join(parts)
 
 
 def aggregate_trials(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,8 +7,11 @@ import io
 import json
 import os
 import random
+import re
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +23,101 @@ class FMCNetError(Exception):
     """An error meant for the user: the CLI prints the message, no traceback."""
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, int, str]:
+# Temporary files are named `.<target name>.<host>-<pid>.<random>.tmp`, so a later
+# process can tell the leftovers of a killed writer (`remove_orphans`) from a live one.
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[^.]+)-(?P<pid>\d+)\.)?[^.]+\.tmp$")
+# A temporary file of another host (shared file system) or of an older version is an
+# orphan once nobody has written to it for this long.
+ORPHAN_AGE_S = 6 * 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: `os.umask` has to set it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_file(path: str | os.PathLike) -> tuple[Path, int, str]:
+    """(target, fd, temporary path) for an atomic write of `path`.
+
+    The temporary file gets the permissions an ordinary `open` would give (0666 minus
+    the umask) rather than mkstemp's 0600: caches and results in a shared folder must
+    stay readable by the others who use it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.",
+                                   suffix=".tmp", dir=path.parent)
+    except PermissionError:
+        raise FMCNetError(
+            f"cannot write {path}: permission denied on {path.parent}; make it writable for "
+            "you or choose another folder (FMCNET_DATA for caches, --out for runs)"
+        ) from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except OSError:  # a file system without permissions (e.g. some network mounts)
+        pass
     return path, fd, tmp
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_orphans(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete temporary files that killed writers left in `folder` (only ours: `name`'s,
+    or every `.<name>...tmp` file when None). Returns what was removed.
+
+    A file of this host whose writer process is gone is removed at once; one of another
+    host, or without a pid (older versions), once untouched for `ORPHAN_AGE_S`.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now, host = time.time(), _host()
+    for entry in entries:
+        match = _TMP_PATTERN.match(entry.name)
+        if not match or (name is not None and match["name"] != name):
+            continue
+        try:
+            if match["pid"] is not None and match["host"] == host:
+                orphan = int(match["pid"]) != os.getpid() and not _pid_alive(int(match["pid"]))
+            else:
+                orphan = now - entry.stat().st_mtime > ORPHAN_AGE_S
+            if orphan and entry.is_file():
+                entry.unlink()
+                removed.append(entry)
+        except OSError:  # gone already, or not ours to delete
+            continue
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` via a temporary file and a rename: never half-written."""
-    path, fd, tmp = _atomic_target(path)
+    path, fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -62,9 +150,21 @@ def pick_device(name: str = "auto") -> torch.device:
     """`cuda` when present (or asked for), else `cpu`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FMCNetError(f"device={name!r} was asked for but CUDA is not available here")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise FMCNetError(f"device={name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") \
+            from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FMCNetError(f"device={name!r} was asked for but CUDA is not available here; "
+                              "use device=auto or device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise FMCNetError(f"device={name!r}: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s), numbered from 0")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise FMCNetError(f"device={name!r} was asked for but MPS is not available here")
+    return device
 
 
 def seed_everything(seed: int) -> None:

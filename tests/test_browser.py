@@ -195,6 +195,14 @@ def test_from_run_and_export(tmp_path, toy):
     assert base64.b64decode(img)[:2] == b"\xff\xd8"
 
 
+def test_export_of_a_sysu_setting_name_is_one_file(tmp_path):
+    b = RankingBrowser.from_arrays(**toy_rankings(0), name="all/single")
+    written = b.export(tmp_path, queries=[0], k=3)
+    assert written["png/all/single"] == tmp_path / "rankings_all_single.png"
+    assert written["png/all/single"].read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rankings.html", "rankings_all_single.png"]
+
+
 def test_user_errors(tmp_path, toy):
     with pytest.raises(FMCNetError, match="no eval"):
         RankingBrowser.from_run(tmp_path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -14,6 +17,7 @@ from fmcnet.data import cache as cache_mod
 from fmcnet.data.base import DatasetError
 from fmcnet.data.cache import load_images
 from fmcnet.data.sysu import load_sysu
+from fmcnet.utils import FMCNetError, _host
 
 
 @pytest.fixture()
@@ -105,3 +109,90 @@ def test_corrupt_image_names_the_file(tree, tmp_path):
     bad.unlink()
     with pytest.raises(DatasetError, match=rf"image {bad} does not exist"):
         load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+
+
+def _build(tree, tmp_path):
+    paths = _paths(tree)
+    good = np.array(load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False))
+    (npy,) = _npy_files(tmp_path / "c")
+    return paths, good, npy
+
+
+def test_a_zeroed_cache_is_caught_by_its_checksum_and_rebuilt(tree, tmp_path):
+    paths, good, npy = _build(tree, tmp_path)
+    header = len(npy.read_bytes()) - good.nbytes
+    data = bytearray(npy.read_bytes())
+    data[header:] = bytes(len(data) - header)  # the header survives, the pixels are zeros
+    npy.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="fails the checksum of sampled rows"):
+        arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert np.array_equal(arr, good)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\"text\"", "{not json"])
+def test_a_manifest_that_is_not_an_object_is_named_and_rebuilt(tree, tmp_path, content):
+    paths, good, npy = _build(tree, tmp_path)
+    manifest = npy.with_suffix(".json")
+    manifest.write_text(content)
+    with pytest.warns(RuntimeWarning, match=rf"its manifest {manifest}"):
+        arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert np.array_equal(arr, good)
+    assert isinstance(json.loads(manifest.read_text()), dict)
+
+
+def test_cache_files_keep_the_umask_and_unreadable_ones_are_rebuilt(tree, tmp_path,
+                                                                    monkeypatch):
+    old = os.umask(0o022)
+    try:
+        paths, good, npy = _build(tree, tmp_path)
+    finally:
+        os.umask(old)
+    # readable by the others who share FMCNET_DATA (mkstemp alone would give 0600)
+    assert npy.stat().st_mode & 0o777 == 0o644
+    assert npy.with_suffix(".json").stat().st_mode & 0o777 == 0o644
+
+    real_load, calls = np.load, []
+
+    def another_users_file(path, *args, **kwargs):  # what a 0600 file of someone else gives
+        calls.append(path)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied", str(npy))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_mod.np, "load", another_users_file)
+    with pytest.warns(RuntimeWarning, match=rf"permission denied reading {npy}.*rebuilding"):
+        arr = load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert np.array_equal(arr, good) and len(calls) == 2  # rebuilt in place, then read
+
+
+def test_an_unwritable_cache_folder_is_one_clear_message(tree, tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "c"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(FMCNetError, match=r"cannot write .*permission denied on .*FMCNET_DATA"):
+        load_images(_paths(tree), (16, 8), cache_root=tmp_path / "c", progress=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_cache_folder_is_one_clear_message(tree, tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(FMCNetError, match=rf"{folder}.*(not writable|permission denied)"):
+            load_images(_paths(tree), (16, 8), cache_root=folder, progress=False)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_temporary_files_of_a_killed_build_are_removed(tree, tmp_path):
+    paths, _, npy = _build(tree, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = npy.parent / f".{npy.name}.{_host()}-{dead.pid}.abc123.tmp"
+    orphan.write_bytes(b"x" * 1000)
+    load_images(paths, (16, 8), cache_root=tmp_path / "c", progress=False)
+    assert not orphan.exists()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fmcnet.cli import main
-from fmcnet.train import train
+from fmcnet.train import load_checkpoint, train
 
 
 def test_dataset_info_json_and_human_report(tmp_path, capsys):
@@ -31,19 +31,48 @@ def test_unknown_override_key_lists_the_valid_ones(tmp_path, capsys):
     assert code == 1 and "valid keys" in capsys.readouterr().err
 
 
-def test_evaluate_a_run_and_refuse_a_mismatched_dataset(tmp_path, capsys, synthetic_root,
-                                                       synthetic_dataset):
+def _smoke_run(run, root, dataset, *, evaluate):
     from fmcnet.config import make_config
 
-    cfg = make_config("smoke", dataset="sysu", data_root=str(synthetic_root), epochs=1,
+    cfg = make_config("smoke", dataset="sysu", data_root=str(root), epochs=1,
                       steps_per_epoch=1, trials=2)
+    train(cfg, run, dataset=dataset, evaluate=evaluate)
+
+
+def test_evaluate_writes_its_own_folder_never_over_the_run(tmp_path, capsys, monkeypatch,
+                                                           synthetic_root, synthetic_dataset):
     run = tmp_path / "run"
-    train(cfg, run, dataset=synthetic_dataset, evaluate=False)
-    assert main(["evaluate", "--run", str(run), "--mode", "all", "--shots", "1", "--json"]) == 0
+    _smoke_run(run, synthetic_root, synthetic_dataset, evaluate=True)
+    before = {p: p.read_bytes() for p in [run / "results.json", run / "results.md",
+                                           *sorted((run / "eval").iterdir())]}
+    argv = ["evaluate", "--run", str(run), "--mode", "indoor", "--shots", "1", "--trials", "1",
+            "--json"]
+    assert main(argv) == 0
     results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert list(results["settings"]) == ["all/single"] and results["trials"] == 2
-    assert "checkpoint" in results["selection"]
-    assert (run / "results.json").exists() and (run / "eval" / "all_single.npz").exists()
+    assert list(results["settings"]) == ["indoor/single"] and results["trials"] == 1
+    assert results["trial"] is None and "checkpoint" in results["selection"]
+    # the training results are untouched, byte for byte, and no file was added among them
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted((run / "eval").iterdir()) == sorted(p for p in before if p.parent.name == "eval")
+    out = run / "evaluations" / "sysu_indoor-single_1trials_step1"
+    assert json.loads((out / "results.json").read_text()) == results
+    assert [p.name for p in (out / "eval").iterdir()] == ["indoor_single.npz"]
+    # the same evaluation again: refused, the first one stays
+    assert main(argv) == 1
+    assert "already holds results.json, eval" in capsys.readouterr().err
+    # --checkpoint without --out: under the current directory's runs/, not beside the file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ckpt_files = sorted((run / "checkpoints").iterdir())
+    assert main(["evaluate", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--mode", "all",
+                 "--shots", "1", "--trials", "1", "--json"]) == 0
+    assert (elsewhere / "runs" / "evaluations" / "run-last_sysu_all-single_1trials_step1"
+            / "results.json").is_file()
+    assert sorted((run / "checkpoints").iterdir()) == ckpt_files
+    # --out into a training run folder is refused
+    assert main(["evaluate", "--run", str(run), "--out", str(run), "--json"]) == 1
+    assert "already holds config.yaml" in capsys.readouterr().err
 
     from fixtures import make_regdb_tree
 
@@ -51,6 +80,129 @@ def test_evaluate_a_run_and_refuse_a_mismatched_dataset(tmp_path, capsys, synthe
     code = main(["evaluate", "--run", str(run), "--dataset", "regdb", "--root", str(regdb)])
     err = capsys.readouterr().err
     assert code == 1 and "does not match" in err and "num_classes" in err
+
+
+def test_regdb_evaluation_is_trial_safe(tmp_path, capsys):
+    from fixtures import make_regdb_tree
+
+    from fmcnet.config import make_config
+    from fmcnet.data import load_regdb
+
+    root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2))
+    run = tmp_path / "run"
+    cfg = make_config("smoke", dataset="regdb", data_root=str(root), trial=1, epochs=1,
+                      steps_per_epoch=1)
+    train(cfg, run, evaluate=False)
+    assert main(["evaluate", "--run", str(run), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert results["trial"] == 1 and set(results["settings"]) == {
+        "visible_to_infrared", "infrared_to_visible"}
+    # trial 2's test identities include some that trial 1 trained on: refused, named
+    trained = set(load_regdb(root, trial=1).train.visible.pids.tolist())
+    tested = set(load_regdb(root, trial=2).splits["visible_to_infrared"].query.pids.tolist())
+    assert trained & tested
+    assert main(["evaluate", "--run", str(run), "trial=2"]) == 1
+    err = capsys.readouterr().err
+    assert "trained on regdb trial 1" in err and "leak test identities" in err
+    assert f"{len(trained & tested)} of its" in err and "Traceback" not in err
+    assert [p.name for p in (run / "evaluations").iterdir()] == ["regdb-trial1_1trials_step1"]
+    # options that do not apply to RegDB are an error, not ignored
+    assert main(["evaluate", "--run", str(run), "--mode", "indoor"]) == 1
+    assert "--mode/--shots select SYSU-MM01 settings" in capsys.readouterr().err
+
+
+def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeypatch):
+    """Three trials stand for the ten (cli.REGDB_TRIALS): interrupted in trial 2, then
+    `--resume` keeps trial 1, resumes trial 2, trains trial 3 and writes the combined
+    results."""
+    import signal
+
+    from fixtures import make_regdb_tree
+
+    import fmcnet.cli as cli
+    import fmcnet.train as train_mod
+
+    monkeypatch.setattr(cli, "REGDB_TRIALS", (1, 2, 3))
+    root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2, 3))
+    out = tmp_path / "sweep"
+    argv = ["train", "--dataset", "regdb", "--root", str(root), "--trial", "all", "--profile",
+            "smoke", "--out", str(out), "epochs=1", "steps_per_epoch=2"]
+    real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
+
+    def ctrl_c_in_trial_2(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # trial 1 took two steps; this is trial 2's first
+            signal.raise_signal(signal.SIGINT)
+        return real_loss(*args)
+
+    monkeypatch.setattr(train_mod, "fmcnet_loss", ctrl_c_in_trial_2)
+    assert main(argv) == 130
+    assert (out / "trial_01" / "results.json").is_file()
+    assert load_checkpoint(out / "trial_02" / "checkpoints" / "last.pt")["global_step"] == 1
+    assert not (out / "trial_03").exists() and not (out / "results.json").exists()
+    monkeypatch.setattr(train_mod, "fmcnet_loss", real_loss)
+    # without --resume the sweep is refused; with it, it finishes
+    assert main(argv) == 1 and "pass --resume" in capsys.readouterr().err
+    kept = (out / "trial_01" / "results.json").read_bytes()
+    assert main(argv + ["--resume"]) == 0
+    assert "trial 1: finished earlier, results kept" in capsys.readouterr().out
+    assert (out / "trial_01" / "results.json").read_bytes() == kept
+    assert load_checkpoint(out / "trial_02" / "checkpoints" / "last.pt")["global_step"] == 2
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["trials"] == 3 and summary["per_trial_models"] == [1, 2, 3]
+    # a finished trial made with other settings is not silently combined
+    (out / "results.json").unlink()
+    assert main(argv + ["lambda1=0.7", "--resume"]) == 1
+    assert "lambda1" in capsys.readouterr().err
+    # --trial all is a RegDB option
+    assert main(["train", "--trial", "all", "--profile", "smoke", "--out", str(tmp_path / "x")]) == 1
+    assert "needs --dataset regdb" in capsys.readouterr().err
+
+
+def test_train_refuses_a_run_whose_checkpoints_were_deleted(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "metrics.jsonl", "results.json"):
+        (run / name).write_text("x")
+    assert main(["train", "--profile", "smoke", "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run (config.yaml, metrics.jsonl, results.json)" in err
+    assert all((run / n).read_text() == "x" for n in ("config.yaml", "metrics.jsonl",
+                                                     "results.json"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--profile", "smoke", "--out", "r", "lr=-1"], "lr must be > 0, got -1.0"),
+    (["train", "--profile", "smoke", "--out", "r", "device=bogus"], "device must be auto"),
+    (["train", "--profile", "smoke", "--out", "r", "erase_area=[0.5]"], "erase_area expects 2"),
+    (["train", "--profile", "smoke", "--out", "r", "checkpoint_every=0"],
+     "checkpoint_every must be >= 1"),
+    (["train", "--profile", "smoke", "--out", "r", "epochs=0"], "epochs must be >= 1"),
+    (["train", "--profile", "smoke", "--out", "r", "trials=0"], "trials must be >= 1"),
+    (["train", "--profile", "smoke", "--out", "r", "height=7"], "height must be >= 8"),
+    (["train", "--profile", "smoke", "--out", "r", "--root", "/data"], "dataset=synthetic"),
+    (["train", "--profile", "smoke", "--out", "r", "--trial", "3"], "selects a RegDB split"),
+])
+def test_bad_configuration_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, argv,
+                                                       message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_os_errors_are_one_line_naming_the_path(monkeypatch, capsys):
+    import fmcnet.data.info
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/data/SYSU-MM01/cam3")
+
+    monkeypatch.setattr(fmcnet.data.info, "dataset_info", unreadable)
+    assert main(["dataset-info", "sysu", "--root", "/data/SYSU-MM01"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Permission denied (/data/SYSU-MM01/cam3)")
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv", [["evaluate"], ["evaluate", "--run", "/nonexistent/run"]])

@@ -122,3 +122,68 @@ def test_umap_reproducible_and_feature_map():
     fig = plot_feature_map({"shared": x, "fused": x * 2}, pids, mods, identities=[0, 1, 2])
     assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:2]] == ["shared", "fused"]
     assert len(fig.axes[0].collections[0].get_offsets()) == 36  # 3 identities x 12
+
+
+# ---- make figures: the README's pictures from a run ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A finished, evaluated smoke run on the configured synthetic set."""
+    from fmcnet import analysis
+    from fmcnet.config import make_config
+
+    run = tmp_path_factory.mktemp("figures") / "run"
+    analysis.open_run(run, make_config("smoke", epochs=1, steps_per_epoch=2, trials=1))
+    return run
+
+
+def _png(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.format, im.size
+
+
+def test_make_figures_draws_the_readme_pictures(smoke_run, tmp_path):
+    from fmcnet import analysis
+
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps({"dataset": "the synthetic set", "seeds": [0, 1, 2], "rows": [
+        {"name": "Base", "R1_mean": 20.0, "R1_std": 2.0, "mAP_mean": 25.0, "mAP_std": 1.0},
+        {"name": "full", "R1_mean": 30.0, "R1_std": 3.0, "mAP_mean": 35.0, "mAP_std": 1.5}]}))
+    run = analysis.reference_run("smoke", run_dir=smoke_run)
+    done = {w.name: w for w in analysis.make_figures(run, tmp_path / "out", ablations=study)}
+    assert list(done) == ["samples", "decomposition", "real_vs_generated", "cmc",
+                          "training_curves", "ablations"]
+    for w in done.values():
+        assert w.path == tmp_path / "out" / f"{w.name}.png"
+        fmt, (width, height) = _png(w.path)
+        assert fmt == "PNG" and width > 300 and height > 200, w.name
+
+
+def test_ablation_study_missing_or_malformed_is_skipped_with_a_reason(smoke_run, tmp_path):
+    from fmcnet import analysis
+
+    run = analysis.reference_run("smoke", run_dir=smoke_run)
+    done = {w.name: w for w in analysis.make_figures(run, tmp_path, ablations=tmp_path / "no.json")}
+    assert done["ablations"].path is None and "no ablation study at" in done["ablations"].note
+    assert not (tmp_path / "ablations.png").exists() and (tmp_path / "cmc.png").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "Base", "R1_mean": 1.0}]))
+    with pytest.raises(Exception, match=r"row 0 lacks \['R1_std', 'mAP_mean', 'mAP_std'\]"):
+        analysis.load_ablation_study(bad)
+
+
+def test_figures_command(smoke_run, tmp_path, capsys):
+    from fmcnet.cli import main
+
+    assert main(["figures", "--run", str(smoke_run), "--out", str(tmp_path / "f"),
+                 "--ablations", str(tmp_path / "none.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"cmc                {tmp_path / 'f' / 'cmc.png'}" in out
+    assert "ablations          -- skipped: no ablation study at" in out
+    assert main(["figures", "--run", str(tmp_path / "nothing-here"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing-here holds no trained run" in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback

@@ -109,7 +109,36 @@ def test_md_loss_weights_and_switches(switches):
     want = (shs * ref_center_pair(sh_v, sh_i, 2.0, 2.0) + dc * 0.3 * ref_dc(sp_v, sh_v, sp_i, sh_i, 1.0)
             + sps * 0.2 * ref_sps(sp_v, sp_i, 2.0))
     assert math.isclose(float(total), want, rel_tol=1e-9)
-    assert set(terms) == {n for n, on in zip(("shs", "sps", "dc"), switches) if on}
+    on = {n for n, on in zip(("shs", "sps", "dc"), switches) if on}
+    assert set(terms) == on | {f"hinge/{n}" for n in on}
+
+
+def test_hinge_activity_counts_the_binding_margins():
+    """hinge/<term>: the share of max(., 0) arguments > 0, on centres laid out by hand."""
+    c_v = torch.tensor([[0.0, 0.0], [0.5, 0.0], [5.0, 0.0]], dtype=torch.float64)
+    c_i = c_v + torch.tensor([0.0, 0.1], dtype=torch.float64)
+    # Eq. 6 / 17: 3 identities x 2 anchors; ids 0 and 1 are 0.5 apart (< 0.7): 4 of 6 bind.
+    _, terms = losses.md_loss(c_v, c_v, c_i, c_i, shs=True, sps=False, dc=False, rho3=0.7)
+    assert float(terms["hinge/shs"]) == pytest.approx(4 / 6)
+    assert float(terms["hinge/shs"]) == float(losses.hinge_activity(
+        losses.shared_separation_hinges(c_v, c_i, 0.7)))
+    # Eq. 5 per modality: ids 0 and 1 bind (nearest other 0.5 < 0.7), id 2 does not.
+    _, terms = losses.md_loss(c_v, c_v, c_i, c_i, shs=False, sps=True, dc=False, rho2=0.7)
+    assert float(terms["hinge/sps"]) == pytest.approx(4 / 6)
+    _, terms = losses.md_loss(10 * c_v, c_v, 10 * c_i, c_i, shs=False, sps=True, dc=False)
+    assert float(terms["hinge/sps"]) == 0.0  # 5.0 apart: every margin holds
+    # Eq. 4: shared centres far from every specific one -> no hinge binds; shared = specific
+    # (distance 0) -> spread + rho1 > 0 binds for all 3 x 2.
+    _, terms = losses.md_loss(c_v, c_v + 100.0, c_i, c_i + 100.0, shs=False, sps=False)
+    assert float(terms["hinge/dc"]) == 0.0
+    _, terms = losses.md_loss(c_v, c_v, c_i, c_i, shs=False, sps=False)
+    assert float(terms["hinge/dc"]) == 1.0
+    # One of 6: a shared centre at (10, 0) is 5 from C^2_sp,V, whose spread is 5 (to
+    # C^0): 5 - 5 + 1 > 0 binds; C^0 (spread 5, 10 away) and C^1 (4.5, 9.5) do not.
+    sh_v = c_v + 100.0
+    sh_v[2] = torch.tensor([10.0, 0.0], dtype=torch.float64)
+    _, terms = losses.md_loss(c_v, sh_v, c_i, c_i + 100.0, shs=False, sps=False)
+    assert float(terms["hinge/dc"]) == pytest.approx(1 / 6)
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 10.0])
@@ -194,26 +223,32 @@ def test_fmcnet_loss_composes_the_active_terms():
                                       "logits_generated_i", "logits_fused_v", "logits_fused_i")})
     out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
     full = SimpleNamespace(sfd=True, fmc=True, fusion="sff", fmc_weight=0.5,
-                           loss_feature_norm="none")
+                           center_loss_space="raw", fc_loss_space="raw")
     total, terms = losses.fmcnet_loss(out, y, y, full)
-    assert set(terms) == {"id", "shs", "sps", "dc", "gan_g", "ic", "fc", "mc", "fid", "total"}
+    hinges = {"hinge/shs", "hinge/sps", "hinge/dc", "hinge/mc"}
+    assert set(terms) == {"id", "shs", "sps", "dc", "gan_g", "ic", "fc", "mc", "fid",
+                          "total"} | hinges
+    assert all(0.0 <= float(terms[k]) <= 1.0 for k in hinges)
     want = (terms["id"] + terms["shs"] + 0.5 * terms["dc"] + 0.5 * terms["sps"]
             + 0.5 * (terms["gan_g"] + terms["ic"] + terms["fc"]) + terms["mc"] + terms["fid"])
     assert torch.allclose(total.float(), want) and torch.equal(terms["total"], total.float())
     want_fc = (losses.feature_consistency_loss(out["generated_i"], out["specific_i"], y)
                + losses.feature_consistency_loss(out["generated_v"], out["specific_v"], y))
     assert math.isclose(float(terms["fc"]), float(want_fc), rel_tol=1e-6)
-    # Default: the distance-based terms see unit vectors (config choice loss_feature_norm).
+    # Default (the paper profile's reading): centre losses on the raw features, L_FC on
+    # unit vectors -- two separate settings.
     _, unit = losses.fmcnet_loss(out, y, y, SimpleNamespace(sfd=True, fmc=True, fusion="sff"))
     n = lambda k: F.normalize(out[k], dim=1)  # noqa: E731
     want_fc = (losses.feature_consistency_loss(n("generated_i"), n("specific_i"), y)
                + losses.feature_consistency_loss(n("generated_v"), n("specific_v"), y))
     assert math.isclose(float(unit["fc"]), float(want_fc), rel_tol=1e-6)
     assert not math.isclose(float(unit["fc"]), float(terms["fc"]), rel_tol=1e-3)
+    for k in ("shs", "sps", "dc", "mc"):
+        assert torch.equal(unit[k], terms[k]), k
     assert torch.equal(unit["id"], terms["id"])  # classifier logits are untouched
     _, terms = losses.fmcnet_loss(out, y, y, SimpleNamespace(sfd=True, fmc=True, fusion="concat",
                                                              gan=False, dc=False))
-    assert set(terms) == {"id", "shs", "sps", "ic", "fc", "total"}
+    assert set(terms) == {"id", "shs", "sps", "ic", "fc", "total", "hinge/shs", "hinge/sps"}
     base = SimpleNamespace(sfd=False, fmc=False, fusion="none")
     total, terms = losses.fmcnet_loss(out, y, y, base)
     assert set(terms) == {"id", "total"}
@@ -234,9 +269,10 @@ def test_fmcnet_loss_uses_the_configured_constants():
     out.update(disc_fake_v=r(6), disc_fake_i=r(6))
     cfg = SimpleNamespace(sfd=True, fmc=True, fusion="sff", lambda1=0.3, lambda2=0.2,
                           rho1=0.4, rho2=1.5, rho3=1.2, alpha=3.0, rho4=0.9, beta=1.5,
-                          fmc_weight=0.25, loss_feature_norm="l2")
+                          fmc_weight=0.25, center_loss_space="scaled", center_loss_scale=2.5)
     total, terms = losses.fmcnet_loss(out, y, y, cfg)
     seen = losses.loss_inputs(out, cfg)
+    assert torch.allclose(seen["shared_v"].norm(dim=1), torch.full((6,), 2.5, dtype=torch.float64))
     c = {k: losses.class_centers(seen[k], y) for k in seen if not k.startswith(("logits", "disc"))}
     assert math.isclose(float(terms["shs"]), float(losses.shared_separation_loss(
         c["shared_v"], c["shared_i"], 1.2, 3.0)), rel_tol=1e-6)
@@ -249,3 +285,39 @@ def test_fmcnet_loss_uses_the_configured_constants():
     want = (terms["id"] + terms["shs"] + 0.3 * terms["dc"] + 0.2 * terms["sps"]
             + 0.25 * (terms["gan_g"] + terms["ic"] + terms["fc"]) + terms["mc"] + terms["fid"])
     assert math.isclose(float(total), float(want), rel_tol=1e-5)
+
+
+def _optimise_features_under_md(space: str, scale: float, steps: int = 200) -> dict:
+    """Non-negative features (GAP follows a ReLU) optimised alone under L_MD (Eq. 7)."""
+    P, K, D = 4, 2, 32
+    y = torch.arange(P).repeat_interleave(K)
+    torch.manual_seed(0)
+    theta = [torch.randn(P * K, D, requires_grad=True) for _ in range(4)]
+    opt = torch.optim.Adam(theta, lr=1e-2)
+    for _ in range(steps):
+        c = [losses.class_centers(losses.to_feature_space(F.relu(t), space, scale), y)
+             for t in theta]
+        total, terms = losses.md_loss(c[0], c[1], c[2], c[3])
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+def test_the_profiles_md_geometry_is_satisfiable(profile):
+    """Eqs. 4 and 5 can both hold in the centre-loss space each profile uses: optimising the
+    features alone drives every L_dc and L_sps hinge to 0 (docs/method_readings.md)."""
+    from fmcnet.config import make_config
+
+    cfg = make_config(profile)
+    terms = _optimise_features_under_md(cfg.center_loss_space, cfg.center_loss_scale)
+    assert terms["hinge/dc"] == 0.0 and terms["hinge/sps"] == 0.0
+    assert terms["dc"] == 0.0 and terms["sps"] == 0.0
+
+
+def test_md_geometry_on_the_unit_sphere_is_not_satisfiable():
+    """Unit-length non-negative centres are <= sqrt(2) apart: Eq. 5's spread >= 0.7 and
+    Eq. 4's specific-to-shared >= spread + 1 cannot both hold, whatever the optimiser does."""
+    terms = _optimise_features_under_md("l2", 1.0)
+    assert terms["hinge/dc"] == 1.0 and terms["dc"] > 1.0

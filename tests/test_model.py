@@ -18,6 +18,7 @@ from fmcnet.losses import (
     identity_consistency_loss,
 )
 from fmcnet.model import FMCNet, build_model
+from fmcnet.model.backbone import check_pretrained
 from fmcnet.utils import FMCNetError
 
 ROWS = sorted((Path(__file__).resolve().parents[1] / "configs" / "ablations").glob("*.yaml"))
@@ -100,7 +101,7 @@ def test_parameter_groups_partition_the_model(full):
         id(p) for d in (full.fmc.discriminator_v2i, full.fmc.discriminator_i2v)
         for p in d.parameters()}
     new = {id(p) for p in groups["new"]}
-    assert id(full.sff.omega_v) in new and id(full.sff.omega_i) in new
+    assert id(full.sff.omega) in new
     assert all(id(p) in new for p in full.fmc.generator_i2v.parameters())
     assert {id(p) for p in groups["pretrained"]} == {
         id(p) for m in full.sfd.backbone_modules() for p in m.parameters()}
@@ -121,10 +122,57 @@ def test_embed_dimensions_per_ablation(kw, dim, keys):
                 assert model.embed(images(n), modality).shape == (n, dim) == (n, model.feature_dim)
         feats = model.extract(images(3), "infrared")
     assert set(feats) == keys
-    if "fused" in keys and "fusion" not in kw:  # F_fp,I = Cat(F_sh,I, w1 F_sp,I + w2 F'_sp,V)
-        w1, w2 = model.sff.omega_i
-        want = torch.cat([feats["shared"], w1 * feats["specific"] + w2 * feats["generated"]], 1)
+    if "fused" in keys and "fusion" not in kw:  # F_fp,I = Cat(F_sh,I, w1 F'_sp,V + w2 F_sp,I)
+        w1, w2 = model.sff.omega
+        want = torch.cat([feats["shared"], w1 * feats["generated"] + w2 * feats["specific"]], 1)
         assert torch.allclose(feats["fused"], want, atol=1e-6)
+    if kw.get("fusion") == "concat":  # Cat(F_sh,I, V-specific slot, I-specific slot)
+        want = torch.cat([feats["shared"], feats["generated"], feats["specific"]], 1)
+        assert torch.equal(feats["fused"], want)
+
+
+class PerfectGenerator(torch.nn.Module):
+    """A stand-in G that returns exactly the real specific feature of the target modality."""
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, shared: torch.Tensor) -> torch.Tensor:
+        return self.target
+
+
+@pytest.mark.parametrize("fusion", ["sff", "concat"])
+def test_a_perfect_generator_gives_equal_fused_features_across_modalities(fusion):
+    """Like with like: one identity's visible and infrared images fuse to the same feature
+    when G reproduces the missing modality's real specific feature (Eqs. 15-16, Table 2)."""
+    model = tiny(fusion=fusion).eval()
+    if fusion == "sff":
+        with torch.no_grad():
+            model.sff.omega.copy_(torch.tensor([0.8, 0.3]))  # unequal: kinds must not swap
+    x_v, x_i = images(3), images(3)
+    with torch.no_grad():
+        real_v = model.extract(x_v, "visible")["specific"]  # F_sp,V of the visible images
+        real_i = model.extract(x_i, "infrared")["specific"]  # F_sp,I of the infrared images
+        model.fmc.generator_v2i = PerfectGenerator(real_i)  # F'_sp,I = F_sp,I
+        model.fmc.generator_i2v = PerfectGenerator(real_v)  # F'_sp,V = F_sp,V
+        fused_v = model.extract(x_v, "visible")["fused"]
+        fused_i = model.extract(x_i, "infrared")["fused"]
+    dim = model.sfd.dim
+    # The shared halves differ (different images through E_V / E_I); the specific parts match.
+    torch.testing.assert_close(fused_v[:, dim:], fused_i[:, dim:])
+    assert not torch.allclose(real_v, real_i)  # the test would be void if they were equal
+
+
+def test_omega_receives_gradient_from_the_fused_losses(full):
+    out = fresh_forward(full)
+    cfg = make_config("smoke")
+    loss, _ = fmcnet_loss(out, LABELS, LABELS, cfg)
+    loss.backward()
+    grad = full.sff.omega.grad
+    assert grad is not None and grad.shape == (2,) and torch.isfinite(grad).all()
+    assert (grad.abs() > 0).all()  # both kinds' weights are in the graph
+    assert set(full.sff.omega_values()) == {"v_specific", "i_specific"}
 
 
 def test_bad_inputs_raise_value_errors(full):
@@ -180,16 +228,18 @@ def no_network(tmp_path, monkeypatch):
     return tmp_path / "torch" / "hub" / "checkpoints", calls
 
 
-def test_missing_imagenet_weights_error_or_warn_once(no_network):
-    with pytest.raises(FMCNetError, match="pretrained_path"):
-        tiny(pretrained=True, require_pretrained=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = tiny(pretrained=True)
-    loud = [w for w in caught if issubclass(w.category, UserWarning)]
-    assert len(loud) == 1 and "starting from random init" in str(loud[0].message)
-    assert model.pretrained_source == "random"
-    assert no_network[1] == []  # no download was even attempted
+def test_missing_imagenet_weights_stop_with_where_torchvision_looks(no_network):
+    cache, calls = no_network
+    with pytest.raises(FMCNetError) as err:
+        tiny(pretrained=True)
+    message = str(err.value)
+    file_name = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    assert file_name in message and str(cache) in message  # the file and where it goes
+    assert "pretrained=false" in message and "pretrained_path" in message
+    assert calls == []  # no download was even attempted
+    with pytest.raises(FMCNetError, match=file_name):
+        check_pretrained("resnet18", pretrained=True)
+    assert check_pretrained("resnet18", pretrained=False) == "random"
 
 
 def test_imagenet_weights_read_from_the_hub_cache(no_network, monkeypatch):
@@ -200,8 +250,9 @@ def test_imagenet_weights_read_from_the_hub_cache(no_network, monkeypatch):
     torch.save(reference, cache / url.rsplit("/", 1)[1])
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url",
                         torch.hub.load_state_dict_from_url)  # the file exists: no download
-    model = tiny(pretrained=True, require_pretrained=True)
-    assert model.pretrained_source == "imagenet:ResNet18_Weights.IMAGENET1K_V1"
+    model = tiny(pretrained=True)
+    assert model.pretrained_source == f"imagenet:{url.rsplit('/', 1)[1]}"
+    assert check_pretrained("resnet18", pretrained=True) == model.pretrained_source
     assert_all_parts_equal(model, reference)
 
 

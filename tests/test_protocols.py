@@ -19,7 +19,7 @@ from fmcnet.evaluation import (
 )
 from fmcnet.utils import FMCNetError
 
-H, W = 8, 4
+H, W = 8, 8  # the smallest images the configuration accepts (MIN_IMAGE_SIDE)
 
 
 class CountingModel(torch.nn.Module):

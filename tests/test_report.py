@@ -114,8 +114,11 @@ def test_evaluate_json_and_results_files_say_how_the_numbers_were_made(
     assert results["train_identities"] == synthetic_dataset.train.num_classes
     assert results["validate"] is False
     assert results["pretrained"] == "random"  # recorded at training time in the checkpoint
-    assert json.loads((run / "results.json").read_text()) == results
-    md = (run / "results.md").read_text()
+    # an evaluation writes its own folder (docs/reliability.md), never the run's results
+    (folder,) = (run / "evaluations").iterdir()
+    assert folder.name == "sysu_all-single+all-multi_2trials_step1"
+    assert json.loads((folder / "results.json").read_text()) == results
+    md = (folder / "results.md").read_text()
     assert "gallery sampler: agw: all/single; seeded: all/multi" in md
     assert "evaluation precision: fp32" in md and "pretrained: random" in md
 

@@ -46,10 +46,21 @@ def test_the_ablation_spec_covers_every_ablation_config():
     ({"a": {"same_as": "b"}, "b": {"same_as": "a"}}, {}, "same_as"),
     ({"a": {"config": "configs/ablations/nope.yaml"}}, {}, "does not exist"),
     ({"a": {}}, {"extra": 1}, "unknown key"),
+    (["a", "b"], {}, "`rows` must be a mapping"),
+    ({"a": ["x"]}, {}, "row 'a': expected a mapping"),
+    ({"a": {"overrides": ["epochs=1"]}}, {}, "`overrides` must be a mapping"),
+    ({"a": {}}, {"parameters": 3}, "`parameters` must be a mapping"),
 ])
 def test_bad_specs_are_refused_with_the_reason(tmp_path, rows, top, message):
     with pytest.raises(SweepError, match=message):
         sweep.load_spec(_spec(tmp_path, rows, **top))
+
+
+def test_a_spec_that_is_not_yaml_is_named(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("notebook: x.ipynb\nrows: {a: [1, 2\n")
+    with pytest.raises(SweepError, match=rf"sweep spec {path} is not valid YAML"):
+        sweep.load_spec(path)
 
 
 def test_collect_and_summary_report_every_status(tmp_path):
@@ -78,7 +89,7 @@ def test_collect_and_summary_report_every_status(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_two_row_smoke_sweep_runs_reports_and_resumes(tmp_path):
+def test_a_two_row_smoke_sweep_runs_reports_and_resumes(tmp_path, capsys):
     """One good row and one with an invalid configuration key, twice."""
     path = _spec(tmp_path, {
         "base": {"config": "configs/ablations/t2_base.yaml", "table": 2, "label": "Base",
@@ -101,11 +112,16 @@ def test_a_two_row_smoke_sweep_runs_reports_and_resumes(tmp_path):
     assert (out / "summary.md").read_text() == table
     assert "failed" in table and str(broken_nb) in table
 
-    # a re-run skips the finished row (its results stay untouched) and retries the failure
+    # a re-run skips the finished row (its results stay untouched) and retries the failure;
+    # the command exits non-zero while a row has no result
+    from fmcnet.cli import main
+
     stamp = (out / "base" / "results.json").stat().st_mtime_ns
-    table2 = sweep.run_sweep(path, progress=False)
+    assert main(["sweep", str(path)]) == 1
+    captured = capsys.readouterr()
     assert (out / "base" / "results.json").stat().st_mtime_ns == stamp
-    assert "no_such_key" in table2
+    assert "no_such_key" in captured.out
+    assert "1 of 2 rows have no result: broken (failed)" in captured.err
 
 
 def test_the_ablations_notebook_collects_a_sweep_under_papermill_cli(tmp_path):

@@ -268,3 +268,26 @@ def test_ensure_synthetic_uses_the_configured_knobs(tmp_path, monkeypatch):
 def test_knobs_out_of_range_are_refused(tmp_path):
     with pytest.raises(FMCNetError, match=r"thermal_coupling must be in \[0, 1\], got 1.5"):
         synthesize(tmp_path / "x", thermal_coupling=1.5, **TINY)
+
+
+def test_render_images_in_memory():
+    """The in-memory renderer (the GPU check's SYSU-sized set): any image list, in its
+    order, independent of threads; visible in colour, infrared grey."""
+    from fmcnet.data.synthetic import render_images
+
+    cam_of = np.array([3, 1, 6, 2, 1, 5, 4, 3])
+    ident = np.array([0, 1, 2, 0, 2, 1, 0, 1])
+    one = render_images(cam_of, ident, identities=3, seed=2, image_size=(32, 16), workers=1)
+    two = render_images(cam_of, ident, identities=3, seed=2, image_size=(32, 16), workers=2)
+    assert one.shape == (8, 32, 16, 3) and one.dtype == np.uint8
+    np.testing.assert_array_equal(one, two)
+    infrared = np.isin(cam_of, (3, 6))
+    assert all(np.array_equal(im[..., 0], im[..., 1]) for im in one[infrared])
+    assert not any(np.array_equal(im[..., 0], im[..., 1]) for im in one[~infrared])
+    # the rendering follows the list: images of another identity differ
+    other = render_images(cam_of, (ident + 1) % 3, identities=3, seed=2, image_size=(32, 16))
+    assert not np.array_equal(one, other)
+    with pytest.raises(FMCNetError, match="cameras 1..6"):
+        render_images(np.array([7]), np.array([0]), identities=3)
+    with pytest.raises(FMCNetError, match="unknown knobs"):
+        render_images(cam_of, ident, identities=3, glare=0.5)

@@ -38,17 +38,20 @@ def test_lr_schedule_warms_up_then_steps_down():
     assert lr_factor(cfg, 50 * spe, spe) == pytest.approx(0.01)
 
 
-def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset):
+def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset, capsys):
     cfg = smoke(epochs=6, steps_per_epoch=4, log_every=4, lr=0.02, checkpoint_every=3,
                 keep_snapshots=True)
     result = train(cfg, tmp_path / "run", dataset=synthetic_dataset)
+    assert "random init (pretrained=false)" in capsys.readouterr().out
     run = tmp_path / "run"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 6 and history[-1]["global_step"] == 24
     first, last = history[0]["loss/id"], history[-1]["loss/id"]
     assert last < first, f"identity loss did not fall: {first:.3f} -> {last:.3f}"
     assert {"lr", "images_per_s", "loss/total"} <= set(history[0])
-    assert any(k.startswith("omega/") for k in history[0])
+    assert {"omega/v_specific", "omega/i_specific", "disc_acc"} <= set(history[0])
+    assert {"hinge/shs", "hinge/sps", "hinge/dc", "hinge/mc"} <= set(history[0])
+    assert not any(k.startswith("loss/hinge") for k in history[0])
     assert (run / "config.yaml").exists()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "epoch_003.pt", "epoch_006.pt", "last.pt"]
@@ -57,25 +60,63 @@ def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset):
     assert set(results["settings"]) == {"all/single", "all/multi", "indoor/single", "indoor/multi"}
     assert 0 <= results["settings"]["all/single"]["R1"] <= 100
     assert "last epoch" in results["selection"]
+    assert results["pretrained"] == "random"
+    assert results["features_setting"] == "all/single"
+    assert set(results["features"]) == {"shared", "specific", "fused", "specific_real",
+                                        "generated"}
+    assert results["features"]["fused"]["R1"] == pytest.approx(
+        results["settings"]["all/single"]["R1"], abs=1e-3)
     assert result.results == results
 
 
-def test_resume_continues_exactly(tmp_path, synthetic_dataset):
-    torch.use_deterministic_algorithms(True)
-    try:
-        cfg = smoke(epochs=2, steps_per_epoch=3)
-        straight = train(cfg, tmp_path / "a", dataset=synthetic_dataset, evaluate=False)
-        train(smoke(epochs=1, steps_per_epoch=3), tmp_path / "b", dataset=synthetic_dataset,
-              evaluate=False)
-        resumed = train(cfg, tmp_path / "b", dataset=synthetic_dataset, evaluate=False,
-                        resume=True)
-    finally:
-        torch.use_deterministic_algorithms(False)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert load_checkpoint(tmp_path / "b/checkpoints/last.pt")["global_step"] == 6
+def test_paper_profile_stops_before_training_without_imagenet_weights(tmp_path, synthetic_root):
+    """The paper starts from ImageNet weights: without them nothing is loaded or trained,
+    and the CLI says in one line which file torchvision looks for, where, and the way out."""
+    torch_home = tmp_path / "torch"  # an empty torch hub cache
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmcnet", "train", "--dataset", "sysu", "--root",
+         str(synthetic_root), "--profile", "paper", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TORCH_HOME": str(torch_home)},
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: pretrained=true")
+    assert "resnet50-" in lines[0] and str(torch_home / "hub" / "checkpoints") in lines[0]
+    assert "pretrained=false" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_gradient_clipping_leaves_the_discriminators_out():
+    """grad_clip bounds the network's gradient norm; D's gradients are neither counted nor
+    scaled (they belong to D's own optimizer)."""
+    from fmcnet.model import FMCNet
+
+    torch.manual_seed(0)
+    model = FMCNet.from_config(smoke(), num_classes=4).train()
+    groups = model.parameter_groups()
+    main = groups["pretrained"] + groups["new"]
+    g = torch.Generator().manual_seed(1)
+    x_v, x_i = (torch.randn(4, 3, 32, 16, generator=g) for _ in range(2))
+    y = torch.tensor([0, 0, 1, 1])
+
+    def grads_after_step(clip):  # LR 0: the weights never change between the two calls
+        step = train_mod.TrainStep(
+            model, smoke(grad_clip=clip), torch.optim.SGD(main, lr=0.0),
+            torch.optim.SGD(groups["discriminator"], lr=0.0), device=torch.device("cpu"))
+        step(x_v, x_i, y, y)
+        return ([p.grad.clone() for p in main if p.grad is not None],
+                [p.grad.clone() for p in groups["discriminator"]])
+
+    main_free, d_free = grads_after_step(None)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in main_free]))
+    main_clipped, d_clipped = grads_after_step(float(norm) / 4)
+    clipped = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(t) for t in main_clipped]))
+    assert float(clipped) == pytest.approx(float(norm) / 4, rel=1e-4)
+    assert all(float(t.abs().sum()) > 0 for t in d_free)
+    for free, kept in zip(d_free, d_clipped):
+        torch.testing.assert_close(kept, free, rtol=1e-5, atol=0.0)
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, synthetic_dataset):
@@ -83,6 +124,70 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, synthetic_d
     train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
     with pytest.raises(FMCNetError, match="--resume"):
         train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+
+
+@pytest.mark.parametrize("marker", ["config.yaml", "metrics.jsonl", "results.json",
+                                    "checkpoints"])
+def test_a_folder_holding_any_run_file_is_refused_before_data(tmp_path, monkeypatch, marker):
+    """E.g. a run whose checkpoints/ were deleted to save space: its results.json,
+    config.yaml and metrics.jsonl are not replaced."""
+    import fmcnet.data
+
+    def no_data(cfg):
+        raise AssertionError("the dataset was built before the folder was checked")
+
+    monkeypatch.setattr(fmcnet.data, "dataset_for_config", no_data)
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)  # an evaluation output alone is not a run
+    train_mod._refuse_existing_run(run)
+    if marker == "checkpoints":
+        (run / marker).mkdir()
+    else:
+        (run / marker).write_text("{}")
+    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); it has no "
+                                          r"checkpoints/last.pt to resume from"):
+        train(smoke(), run)
+    assert sorted(p.name for p in run.iterdir()) == sorted(["eval", marker])
+
+
+def _small_checkpoint(path):
+    state = {
+        "model": {"w": torch.arange(6.0)},
+        "optimizer": {"state": {0: {"momentum_buffer": torch.ones(6)}},
+                      "param_groups": [{"lr": 0.1, "params": [0]}]},
+        "sampler": {"epoch": 1, "position": 2, "seed": 0},
+        "config": {"backbone": "resnet18"},
+        "epoch": 1, "global_step": 5,
+    }
+    train_mod.save_checkpoint(path, state)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("flip", ["weights", "optimizer state", "sampler position", "config"])
+def test_the_checkpoint_hash_covers_the_whole_checkpoint(tmp_path, flip):
+    path = tmp_path / "last.pt"
+    state = _small_checkpoint(path)
+    assert load_checkpoint(path)["global_step"] == 5
+    if flip == "weights":
+        state["model"]["w"][3] += 1
+    elif flip == "optimizer state":
+        state["optimizer"]["state"][0]["momentum_buffer"][0] = 1.0000001
+    elif flip == "sampler position":
+        state["sampler"]["position"] = 1
+    else:
+        state["config"]["backbone"] = "resnet50"
+    torch.save(state, path)  # the old hash kept: what a flipped byte on disk amounts to
+    with pytest.raises(CheckpointMismatch, match="fails its content hash"):
+        load_checkpoint(path)
+
+
+def test_an_unreadable_checkpoint_is_explained_without_torch_advice(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": Path("/")}, path)  # a pickled object
+    with pytest.raises(CheckpointMismatch) as info:
+        load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
+    assert "never contains" in str(info.value) and "evil.pt" in str(info.value)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
@@ -141,14 +246,32 @@ def test_corrupt_image_is_named_by_the_cli(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+# The CLI under torchrun, with train() wrapped so that each rank saves its final weights.
+DDP_LAUNCHER = """
+import os, sys, torch
+import fmcnet.train
+from fmcnet.cli import main
+real_train = fmcnet.train.train
+def train_and_save(*args, **kwargs):
+    result = real_train(*args, **kwargs)
+    params = {n: p.detach().cpu() for n, p in result.model.named_parameters()}
+    torch.save(params, os.path.join(sys.argv[1], f"params_rank{os.environ['RANK']}.pt"))
+    return result
+fmcnet.train.train = train_and_save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp(tmp_path, synthetic_root):
     out = tmp_path / "ddp"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(DDP_LAUNCHER)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "fmcnet", "train", "--dataset", "sysu", "--root", str(synthetic_root),
-         "--profile", "smoke", "--out", str(out), "trials=1"],
+         str(launcher), str(tmp_path), "train", "--dataset", "sysu", "--root",
+         str(synthetic_root), "--profile", "smoke", "--out", str(out), "trials=1"],
         capture_output=True, text=True, cwd=REPO, timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -156,3 +279,11 @@ def test_two_process_gloo_ddp(tmp_path, synthetic_root):
     # only rank 0 writes: one record per epoch (2 smoke epochs x 1 logging interval each)
     assert len(lines) == 2
     assert json.loads((out / "results.json").read_text())["settings"]
+    # After 4 steps both ranks hold the same weights -- the discriminators included, which
+    # live outside DDP, start from per-rank seeds and are synchronised by hand.
+    ranks = [torch.load(tmp_path / f"params_rank{r}.pt") for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    disc = [k for k in ranks[0] if "discriminator" in k]
+    assert len(disc) == 4  # weight and bias of D_{V->I} and D_{I->V}
+    for k in ranks[0]:
+        torch.testing.assert_close(ranks[0][k], ranks[1][k], rtol=0.0, atol=1e-6, msg=k)

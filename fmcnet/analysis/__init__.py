@@ -4,7 +4,9 @@ One module per notebook stage; every public name is re-exported here, so noteboo
 tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
 
 * `runs` (every notebook): `repo_path`, `run_folder`, `notebook_config`,
-  `train_or_resume`, `LiveCurves`, `describe_run`, `loss_history`;
+  `train_or_resume`, `LiveCurves`, `describe_run`, `loss_history`; the one reference run
+  of notebooks 02-05, 07, 08 (`reference_run`, `training_run`, `run_results`,
+  `ranking_browser`; `runs/demo`, what `make demo` writes);
 * `data` (00): `dataset_report`, `samples_by_camera`, `pixel_intensities`,
   `images_per_camera`, `modality_pairs`, `torso_levels`, `plot_torso_levels`;
 * `features` (01, 02, 07): `FeatureSet` / `decomposed_features`, `pca_2d`;
@@ -16,13 +18,23 @@ tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
 * `fuse` (03, SFF): `omega_history`, `feature_variants`, `retrieval_table`,
   `fusion_retrieval`;
 * `ablations` (06): `plot_ablation_bars`, `plot_study` (the sweep itself is
-  `fmcnet.sweep`, the study document `fmcnet.study`).
+  `fmcnet.sweep`, the study document `fmcnet.study`), `load_ablation_study` /
+  `plot_ablation_study` (the study's JSON, for `make figures`);
+* `readme_figures`: `make_figures`, the README's pictures from the reference run
+  (`make figures`).
 
 Notebook 05's CMC comes from results.json (`fmcnet.viz.figures.plot_cmc`).
 Figures are `matplotlib.figure.Figure` objects built without pyplot, like `fmcnet.viz`.
 """
 
-from fmcnet.analysis.ablations import COUPLING_TABLE, plot_ablation_bars, plot_study
+from fmcnet.analysis.ablations import (
+    ABLATION_STUDY,
+    COUPLING_TABLE,
+    load_ablation_study,
+    plot_ablation_bars,
+    plot_ablation_study,
+    plot_study,
+)
 from fmcnet.analysis.compensate import (
     DIRECTIONS,
     compensation_stats,
@@ -58,25 +70,39 @@ from fmcnet.analysis.fuse import (
     omega_history,
     retrieval_table,
 )
+from fmcnet.analysis.readme_figures import Written, make_figures
 from fmcnet.analysis.runs import (
+    REFERENCE_RUN,
     LiveCurves,
+    clear_run,
+    demo_config,
     describe_run,
     loss_history,
     notebook_config,
+    open_run,
+    ranking_browser,
+    reference_run,
+    reference_run_dir,
     repo_path,
     repo_root,
     run_folder,
+    run_results,
     runs_root,
     train_or_resume,
+    training_run,
     with_switches,
 )
 
 __all__ = [
-    "COUPLING_TABLE", "DIRECTIONS", "MD_SETTINGS", "Batch", "FeatureSet", "LiveCurves", "MDComparison",
-    "compensation_stats", "dataset_report", "decomposed_features", "describe_run",
+    "ABLATION_STUDY", "COUPLING_TABLE", "DIRECTIONS", "MD_SETTINGS", "REFERENCE_RUN", "Written",
+    "Batch", "FeatureSet", "LiveCurves", "MDComparison",
+    "clear_run", "compensation_stats", "demo_config", "open_run", "ranking_browser",
+    "reference_run", "reference_run_dir", "run_results", "training_run", "dataset_report",
+    "decomposed_features", "describe_run",
     "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",
-    "loss_history", "md_comparison", "modality_pairs", "notebook_config", "omega_history", "pca_2d",
-    "pixel_intensities", "plot_ablation_bars", "plot_adversarial_dynamics",
+    "load_ablation_study", "loss_history", "make_figures", "md_comparison", "modality_pairs",
+    "notebook_config", "omega_history", "pca_2d",
+    "pixel_intensities", "plot_ablation_bars", "plot_ablation_study", "plot_adversarial_dynamics",
     "plot_decomposition", "plot_discriminator_scores", "plot_real_vs_generated",
     "plot_study", "plot_torso_levels", "torso_levels",
     "real_and_generated", "repo_path", "repo_root", "retrieval_table", "run_folder",

@@ -1,16 +1,30 @@
-"""Notebook 06 -- ablations: the sweep's rows beside the paper's numbers (the sweep is
-`fmcnet.sweep`), and the seeded study's figure (`fmcnet.study`)."""
+"""Notebook 06 -- ablations: the sweep's rows beside the paper's numbers (the sweep is `fmcnet.sweep`).
+
+`plot_ablation_bars` draws one sweep (one seed per row) beside the paper's Tables 2-4;
+`plot_study` draws the seeded study's figure (`fmcnet.study`); `plot_ablation_study`
+draws that study's JSON (mean +- std over seeds, read by `load_ablation_study`), the
+picture `make figures` puts in the README.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmcnet.utils import FMCNetError
+
 # Rows of a study spec in this table are Base / full model across the thermal coupling.
 COUPLING_TABLE = "coupling"
+
+# where the synthetic-benchmark study writes its table (rows of STUDY_KEYS)
+ABLATION_STUDY = "results/synthetic_ablations.json"
+STUDY_KEYS = ("name", "R1_mean", "R1_std", "mAP_mean", "mAP_std")
 
 
 def plot_ablation_bars(rows: Sequence[Mapping[str, Any]], *, metric: str = "R1") -> Figure:
@@ -89,3 +103,54 @@ def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
 def _coupling(row: Mapping[str, Any]) -> float:
     value = (row.get("config") or {}).get("synthetic_thermal_coupling")
     return float(value) if value is not None else float("nan")
+
+
+def load_ablation_study(path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(rows, metadata) of an ablation study document.
+
+    The document is a JSON list of rows, or an object with `rows` and any metadata
+    (dataset, setting, seeds, ...); each row needs `name`, `R1_mean`, `R1_std`,
+    `mAP_mean`, `mAP_std` (percent).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FMCNetError(f"no ablation study at {path}; the synthetic-benchmark study writes "
+                          f"it (rows of {', '.join(STUDY_KEYS)})")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FMCNetError(f"{path} is not JSON ({exc}); expected rows of "
+                          f"{', '.join(STUDY_KEYS)}") from None
+    rows = doc.get("rows") if isinstance(doc, dict) else doc
+    meta = {k: v for k, v in doc.items() if k != "rows"} if isinstance(doc, dict) else {}
+    if not isinstance(rows, list) or not rows:
+        raise FMCNetError(f"{path} holds no rows; expected a list of {{{', '.join(STUDY_KEYS)}}}")
+    for i, row in enumerate(rows):
+        missing = [k for k in STUDY_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise FMCNetError(f"{path}: row {i} lacks {missing}; every row needs "
+                              f"{', '.join(STUDY_KEYS)}")
+    return rows, meta
+
+
+def plot_ablation_study(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
+    """R1 and mAP of each ablation row, mean with +- std error bars (percent)."""
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2.5), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for offset, metric, color in ((-0.2, "R1", "#1f77b4"), (0.2, "mAP", "#ff7f0e")):
+        # a row without a result (not yet run) stays empty; one seed has no std
+        mean = [_number(r[f"{metric}_mean"]) for r in rows]
+        std = [0.0 if r[f"{metric}_std"] is None else float(r[f"{metric}_std"]) for r in rows]
+        ax.bar(x + offset, mean, width=0.4, yerr=std, capsize=3, label=metric, color=color)
+    ax.set_xticks(x, [str(r["name"]) for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "ablations (mean +- std)", fontsize=10)
+    return fig
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)

@@ -9,6 +9,7 @@ both (Fig. 4's idea).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,20 +201,30 @@ def md_comparison(
     return MDComparison(features, pd.DataFrame(stats).T, histories, dirs)
 
 
-def plot_decomposition(comparison: MDComparison) -> Figure:
-    """Fig. 4's idea: shared (o) and specific (^) features in one PCA plane per setting."""
-    names = list(comparison.features)
+def plot_decomposition(comparison: MDComparison | Mapping[str, FeatureSet]) -> Figure:
+    """Fig. 4's idea: shared (o) and specific (^) features in one PCA plane per setting.
+
+    `comparison`: notebook 01's MD on/off pair, or {name: FeatureSet} (e.g. the
+    reference run's features for `make figures`), whose statistics are computed here.
+    """
+    if isinstance(comparison, MDComparison):
+        features = comparison.features
+        stats = {name: comparison.stats.loc[name] for name in features}
+    else:
+        features = dict(comparison)
+        stats = {name: separation_stats(fs) for name, fs in features.items()}
+    names = list(features)
     fig = Figure(figsize=(4.6 * len(names), 4.2), layout="constrained")
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
-        fs = comparison.features[name]
+        fs = features[name]
         sh, sp = _normed(fs.kinds["shared"]).numpy(), _normed(fs.kinds["specific"]).numpy()
         xy = pca_2d(np.concatenate([sh, sp]))
         colors = _identity_colors(fs.pids)
         n = len(sh)
         ax.scatter(xy[:n, 0], xy[:n, 1], c=colors, marker="o", s=18)
         ax.scatter(xy[n:, 0], xy[n:, 1], c=colors, marker="^", s=18)
-        st = comparison.stats.loc[name]
+        st = stats[name]
         ax.set_title(f"{name}\ncos(F_sh, F_sp) {st['cos(F_sh, F_sp)']:.2f} · "
                      f"Eq. 4 margin {st['Eq. 4 margin']:.2f}", fontsize=10)
         ax.set_xticks([])

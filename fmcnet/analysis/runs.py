@@ -3,22 +3,32 @@
 Every notebook starts here: `run_folder` and `notebook_config` resolve the papermill
 parameters; `train_or_resume` makes a run re-runnable; `LiveCurves` draws it while it
 trains; `loss_history` reads its metrics log as a table.
+
+One reference run: notebooks 02-05, 07 and 08 look at the same trained model, the run
+`make demo` writes (`runs/demo`). `reference_run` loads it, resumes it when it was
+interrupted and trains it (with the demo's configuration, `demo_config`) when it is
+missing; only notebook 01's MD on/off pair and notebook 06's sweep train runs of their own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmcnet.config import Config, make_config, validate
+from fmcnet.config import Config, as_overrides, make_config, validate
 from fmcnet.data.base import VIDataset
+from fmcnet.utils import FMCNetError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from fmcnet.train import TrainResult
+    from fmcnet.viz.browser import RankingBrowser
 
 
 def repo_root() -> Path:
@@ -64,7 +74,7 @@ def notebook_config(
     `defaults` are the notebook's own choices (e.g. logging every step); the user's
     `overrides` win over them. YAML paths are relative to the checkout.
     """
-    merged = {**(defaults or {}), **(overrides or {})}
+    merged = {**(defaults or {}), **as_overrides(overrides)}
     return make_config(
         profile,
         yaml_files=[repo_path(f) for f in config_files],
@@ -93,22 +103,35 @@ def train_or_resume(
     """`fmcnet.train.train`, re-runnable: continue the run in `run_dir` or start it afresh.
 
     `resume=True` continues from `checkpoints/last.pt` when it exists (a finished run is
-    then only re-evaluated); `resume=False` deletes the folder's checkpoints and
-    evaluation outputs first (nothing else: a papermill output notebook may live there).
+    then only re-evaluated); `resume=False`, or a folder without a checkpoint (a run that
+    failed before its first one), deletes the folder's run files first (nothing else: a
+    papermill output notebook may live there).
     The returned `TrainResult.history` holds the whole metrics log, not only new records.
     """
     from fmcnet.train import read_metrics, train
 
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
-    if not resume:
-        for stale in ("checkpoints", "eval"):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
-        for stale in ("results.json", "results.md", "metrics.jsonl"):
-            (run_dir / stale).unlink(missing_ok=True)
+    if not resume or not last.exists():
+        clear_run(run_dir)
     result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
                    callback=callback)
     return dataclasses.replace(result, history=read_metrics(run_dir))
+
+
+def clear_run(run_dir: str | os.PathLike) -> None:
+    """Delete a run folder's checkpoints, logs and evaluation outputs, nothing else.
+
+    A papermill output notebook (the sweep's) or the user's own files may live there.
+    """
+    run_dir = Path(run_dir)
+    for stale in ("checkpoints", "eval", "evaluations", "figures"):
+        shutil.rmtree(run_dir / stale, ignore_errors=True)
+    for stale in ("results.json", "results.md", "metrics.jsonl", "config.yaml",
+                  "resumes.jsonl"):
+        (run_dir / stale).unlink(missing_ok=True)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
 
 
 class LiveCurves:
@@ -160,3 +183,213 @@ def loss_history(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             for r in records]
     frame = pd.DataFrame(rows)
     return frame.set_index("global_step") if "global_step" in frame else frame
+
+
+# ---------------------------------------------------------------------------------------
+# The reference run
+# ---------------------------------------------------------------------------------------
+
+REFERENCE_RUN = "demo"  # the folder `make demo` (python -m fmcnet demo) writes under runs/
+
+
+def reference_run_dir(profile: str = "quick", dataset: str = "synthetic") -> Path:
+    """Where the shared run lives: `runs/demo` for the demo's profile and set.
+
+    Another profile or dataset has a folder of its own (`runs/demo-smoke`,
+    `runs/demo-sysu-paper`), so nbval's smoke run never touches the demo's checkpoints.
+    """
+    if (profile, dataset) == ("quick", "synthetic"):
+        return runs_root() / REFERENCE_RUN
+    parts = [REFERENCE_RUN] + ([dataset] if dataset != "synthetic" else []) + [profile]
+    return runs_root() / "-".join(parts)
+
+
+def demo_config(profile: str = "quick", *, dataset: str = "synthetic", data_root: str = "",
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """The reference run's configuration: what `python -m fmcnet demo` trains (`quick`)."""
+    return notebook_config(profile, dataset=dataset, data_root=data_root, overrides=overrides)
+
+
+def _experiment_keys() -> tuple[str, ...]:
+    """Keys whose difference makes a saved run another experiment than the one asked for."""
+    from fmcnet.train import RESUME_KEYS
+
+    return (*RESUME_KEYS, "epochs")
+
+
+def open_run(
+    run_dir: str | os.PathLike,
+    cfg: Config | None = None,
+    *,
+    expect_config: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    dataset: VIDataset | None = None,
+) -> TrainResult:
+    """The run in `run_dir`, trained only as far as it is not yet.
+
+    * finished (its last checkpoint is at its last epoch) and evaluated: the model is
+      loaded and `results.json` read -- nothing is trained or evaluated again;
+    * finished but not evaluated: evaluated;
+    * interrupted: resumed where its checkpoint stands;
+    * missing: trained with `cfg` (an error without one).
+
+    With `expect_config` a saved run must be the experiment `cfg` describes (the keys a
+    resume checks, and the number of epochs); without it any run in the folder is taken
+    as it is (a run folder the user named). `callback` sees new metrics records only.
+    """
+    from fmcnet.config import config_from_dict
+    from fmcnet.data import dataset_for_config
+    from fmcnet.train import (
+        CheckpointMismatch,
+        TrainResult,
+        load_checkpoint,
+        load_model_from_checkpoint,
+        read_metrics,
+        train,
+    )
+    from fmcnet.utils import pick_device
+
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.exists():
+        if cfg is None:
+            raise FMCNetError(f"{run_dir} holds no trained run (no {last}); train one first "
+                              "(notebook 04 or python -m fmcnet train) or give another run_dir")
+        if not (run_dir / "results.json").exists():
+            # a run stopped before its first checkpoint: nothing in it to keep. A finished
+            # run whose checkpoints were deleted is left for train() to refuse.
+            clear_run(run_dir)
+        result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
+        return dataclasses.replace(result, history=read_metrics(run_dir))
+    ckpt = load_checkpoint(last)
+    saved = config_from_dict(ckpt["config"])
+    if cfg is not None and expect_config:
+        differ = [f"{k}: the run has {_plain(getattr(saved, k))!r}, asked for "
+                  f"{_plain(getattr(cfg, k))!r}" for k in _experiment_keys()
+                  if _plain(getattr(saved, k)) != _plain(getattr(cfg, k))]
+        if differ:
+            raise CheckpointMismatch(
+                f"{run_dir} holds another experiment than the one asked for:\n  - "
+                + "\n  - ".join(differ)
+                + f"\ndelete {run_dir} to train it again with this configuration, or give "
+                "run_dir to look at that run as it is")
+    finished = ckpt["epoch"] >= saved.epochs
+    results_path = run_dir / "results.json"
+    if not finished or not results_path.exists():
+        # the checkpoint's own configuration: a resume continues the run it was
+        result = train(saved, run_dir, resume=True, dataset=dataset, callback=callback)
+        return dataclasses.replace(result, history=read_metrics(run_dir))
+    device = pick_device(saved.device)
+    dataset = dataset or dataset_for_config(saved)
+    best = run_dir / "checkpoints" / "best.pt"
+    # the model results.json describes: the best validation checkpoint when there is one
+    checkpoint = best if saved.validate and best.exists() else last
+    model, _ = load_model_from_checkpoint(checkpoint, saved, dataset, device)
+    model.eval()
+    results = json.loads(results_path.read_text())
+    return TrainResult(run_dir, model, dataset, saved, results, read_metrics(run_dir))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def reference_run(
+    profile: str = "quick",
+    *,
+    run_dir: str | os.PathLike = "",
+    dataset: str = "synthetic",
+    data_root: str = "",
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """The run notebooks 02-05, 07 and 08 share: loaded, resumed or trained (`open_run`).
+
+    `run_dir` empty: `reference_run_dir(profile, dataset)` with `demo_config` (the run
+    `make demo` writes for `quick`). `run_dir` given: that run, as it was trained (it
+    must exist: a mistyped folder is an error, not a new demo run).
+    """
+    if run_dir:
+        return open_run(repo_path(run_dir), None, callback=callback)
+    folder = reference_run_dir(profile, dataset)
+    if not (folder / "checkpoints" / "last.pt").exists():
+        print(f"training the reference run {folder} (profile {profile}); the other "
+              "notebooks reuse it")
+    return open_run(folder, demo_config(profile, dataset=dataset, data_root=data_root),
+                    callback=callback)
+
+
+def training_run(
+    profile: str,
+    *,
+    run_dir: str | os.PathLike = "",
+    dataset: str = "synthetic",
+    data_root: str = "",
+    config_files: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Notebook 04: the reference run by default, or a run of its own configuration.
+
+    `run_dir` empty: the reference run (`config_files` / `overrides` would make it
+    another experiment, so they need a `run_dir`). `run_dir` given: the profile with
+    `config_files` and `overrides` there (the sweep's rows). `resume=False` starts the
+    folder's run afresh; otherwise a finished run is only loaded.
+    """
+    if run_dir:
+        folder = repo_path(run_dir)
+        cfg = notebook_config(profile, dataset=dataset, data_root=data_root,
+                              config_files=config_files, overrides=overrides)
+    elif config_files or overrides:
+        raise FMCNetError(
+            f"config_files {list(config_files)} / overrides {dict(overrides or {})} change the "
+            f"reference run's configuration; give run_dir (e.g. runs/my-run) for a run of its own")
+    else:
+        folder = reference_run_dir(profile, dataset)
+        cfg = demo_config(profile, dataset=dataset, data_root=data_root)
+    if not resume:
+        clear_run(folder)
+    return open_run(folder, cfg, callback=callback)
+
+
+def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, trials: int = 0,
+                reuse: bool = True) -> dict[str, Any]:
+    """The run's results with these test-time options (notebook 05).
+
+    When they are the ones the run was evaluated with (`trials=0`: whatever number it
+    used), its `results.json` -- nothing is recomputed, unless `reuse=False`; otherwise a
+    fresh evaluation written to the folder `train.evaluation_folder` names under
+    `<run>/evaluations/` (results.json, eval/*.npz), the run's own files untouched.
+    """
+    from fmcnet.train import evaluate_run, evaluation_folder
+    from fmcnet.utils import pick_device
+
+    have = run.results or {}
+    same = (bool(have.get("tta")) == bool(tta) and bool(have.get("rerank")) == bool(rerank)
+            and (not trials or have.get("trials") == trials))
+    if reuse and have and same:
+        return have
+    out = evaluation_folder(run.run_dir, run.dataset, settings=None,
+                            trials=trials or run.cfg.trials, tta=tta, rerank=rerank)
+    return evaluate_run(run.model, run.dataset, run.cfg, out, device=pick_device(run.cfg.device),
+                        selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
+                        trials=trials or None)
+
+
+def ranking_browser(profile: str = "quick", *, run_dir: str | os.PathLike = "",
+                    dataset: str = "synthetic", k: int = 10) -> tuple[RankingBrowser, Path]:
+    """Notebook 08: (browser, folder for its static export) over the reference run.
+
+    `run_dir` empty: the reference run when it has been evaluated; when there is none
+    yet, a toy example (flat drawn figures, not a model), and it says so.
+    """
+    from fmcnet.utils import cache_dir
+    from fmcnet.viz.browser import RankingBrowser, demo_browser
+
+    folder = repo_path(run_dir) if run_dir else reference_run_dir(profile, dataset)
+    if run_dir or any((folder / "eval").glob("*.npz")):
+        return RankingBrowser.from_run(folder, k=k), folder / "figures"
+    print(f"no evaluated run at {folder} yet: showing a TOY example (drawn figures and "
+          "made-up features, not a model). Run `make demo` or notebook 04 to browse a "
+          "trained model.")
+    return demo_browser(seed=0, k=k), cache_dir() / "toy_rankings"

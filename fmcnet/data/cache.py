@@ -4,8 +4,11 @@
 ``<cache>/<key>.npy``. The key hashes the resolved paths, each file's size and
 modification time, and the target size, so editing, replacing or touching an image
 gives a new cache. Files are written to a temporary name and renamed (never
-half-written); on load the array header is checked against a small JSON manifest, and
-a cache that does not match (truncated, corrupt) is rebuilt with a warning.
+half-written), with the user's umask permissions (a shared ``FMCNET_DATA`` stays
+readable for its other users); on load the array header is checked against a small JSON
+manifest, and the content against a checksum of sampled rows, and a cache that does not
+match (truncated, zeroed, corrupt) is rebuilt with a warning. Temporary files of killed
+builds are removed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from fmcnet.data.base import DatasetError, ImageSet
-from fmcnet.utils import atomic_write_json, cache_dir
+from fmcnet.utils import FMCNetError, atomic_write_json, cache_dir, remove_orphans, temp_file
 
 # Bumped when the decoding below changes, so old caches are not reused.
 CACHE_VERSION = 1
@@ -31,6 +33,9 @@ CACHE_VERSION = 1
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 _CHUNK = 256  # images decoded per thread-pool round; bounds memory held in flight
 _WORKERS = 2  # PIL releases the GIL while decoding and resizing
+# Rows hashed for the content check on every load: enough to catch a zeroed or
+# overwritten file, few enough to cost milliseconds on SYSU-MM01 at 288x144.
+_SAMPLE_ROWS = 64
 
 
 def _decode(path: str, size: tuple[int, int]) -> np.ndarray:
@@ -64,38 +69,61 @@ def _cache_key(paths: list[str], size: tuple[int, int]) -> tuple[str, str]:
     return key.hexdigest(), names.hexdigest()
 
 
+def sample_digest(arr: np.ndarray) -> str:
+    """SHA-256 of `_SAMPLE_ROWS` evenly spaced rows (first and last included)."""
+    rows = np.unique(np.linspace(0, len(arr) - 1, min(len(arr), _SAMPLE_ROWS)).astype(np.int64))
+    digest = hashlib.sha256(np.ascontiguousarray(arr[rows]).tobytes())
+    digest.update(repr(rows.tolist()).encode())
+    return digest.hexdigest()
+
+
 def _open_cached(npy: Path, manifest: Path, expected: dict) -> np.ndarray | None:
     """The memory-mapped cache if it exists and matches; None (with a warning) otherwise."""
     if not npy.exists() and not manifest.exists():
         return None
     try:
-        meta = json.loads(manifest.read_text())
+        try:
+            meta = json.loads(manifest.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"its manifest {manifest} is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"its manifest {manifest} holds a {type(meta).__name__}, not an "
+                             "object")
         if any(meta.get(k) != v for k, v in expected.items()):
             raise ValueError(f"manifest {meta} does not match {expected}")
         arr = np.load(npy, mmap_mode="r")
         if arr.dtype != np.uint8 or list(arr.shape) != expected["shape"]:
             raise ValueError(f"array {arr.dtype}{list(arr.shape)}, expected uint8{expected['shape']}")
+        if "sample_sha256" not in meta:
+            raise ValueError("its manifest has no content checksum (an older version wrote it)")
+        if sample_digest(arr) != meta["sample_sha256"]:
+            raise ValueError("its content fails the checksum of sampled rows (overwritten or "
+                             "zeroed)")
         return arr
     except (OSError, ValueError, EOFError) as exc:
+        reason = f"permission denied reading {exc.filename}" if isinstance(
+            exc, PermissionError) else str(exc)
         warnings.warn(
-            f"image cache {npy} is unusable ({exc}); rebuilding it", RuntimeWarning, stacklevel=3
+            f"image cache {npy} is unusable ({reason}); rebuilding it", RuntimeWarning,
+            stacklevel=3,
         )
         return None
 
 
-def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -> None:
-    """Decode every image into a temporary .npy beside `npy`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{npy.name}.", suffix=".tmp", dir=npy.parent)
+def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -> str:
+    """Decode every image into a temporary .npy beside `npy`, then rename it into place;
+    returns the checksum of its sampled rows."""
+    _, fd, tmp = temp_file(npy)
     os.close(fd)
     bar = None
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), *size, 3))
         if progress:
-            from tqdm.auto import tqdm
+            from fmcnet.progress import bar as progress_bar
 
-            bar = tqdm(total=len(paths), desc=f"caching images at {size[0]}x{size[1]}",
-                       unit="img")
+            bar = progress_bar(total=len(paths), desc=f"caching images at {size[0]}x{size[1]}",
+                               unit="img")
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             for start in range(0, len(paths), _CHUNK):
                 chunk = paths[start:start + _CHUNK]
@@ -104,6 +132,7 @@ def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -
                 if bar is not None:
                     bar.update(len(chunk))
         out.flush()
+        digest = sample_digest(out)
         del out
         os.replace(tmp, npy)
     except BaseException:
@@ -112,6 +141,7 @@ def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -
     finally:
         if bar is not None:
             bar.close()
+    return digest
 
 
 def load_images(
@@ -135,14 +165,22 @@ def load_images(
     paths = [str(Path(p).expanduser().resolve()) for p in raw]
     key, names_hash = _cache_key(paths, size)
     folder = Path(cache_root) if cache_root is not None else cache_dir() / "images"
-    folder.mkdir(parents=True, exist_ok=True)
     npy, manifest = folder / f"{key}.npy", folder / f"{key}.json"
     expected = {"count": len(paths), "shape": [len(paths), height, width, 3],
                 "paths_sha256": names_hash}
+    if folder.is_dir():
+        remove_orphans(folder)  # temporary files of builds that were killed
     arr = _open_cached(npy, manifest, expected)
     if arr is not None:
         return arr
-    manifest.unlink(missing_ok=True)  # a manifest never outlives the array it describes
-    _build(npy, paths, size, progress)
-    atomic_write_json(manifest, {**expected, "version": CACHE_VERSION})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest.unlink(missing_ok=True)  # a manifest never outlives the array it describes
+    except PermissionError as exc:
+        raise FMCNetError(
+            f"the image cache {folder} is not writable for you ({exc.strerror}: {exc.filename}); "
+            "fix its permissions or set FMCNET_DATA to a folder of your own"
+        ) from None
+    digest = _build(npy, paths, size, progress)
+    atomic_write_json(manifest, {**expected, "version": CACHE_VERSION, "sample_sha256": digest})
     return np.load(npy, mmap_mode="r")

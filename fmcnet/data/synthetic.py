@@ -397,6 +397,57 @@ def _render(
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
+class _Scene:
+    """Identities, cameras and per-image draws of one set: everything but the pixels.
+
+    `cam_of` (cameras 1..6) must be sorted by camera. `chunks` are runs of at most
+    `_CHUNK` images of one camera; chunk k draws its noise from a stream keyed by k, so
+    the pixels do not depend on the order (or the threads) the chunks are rendered in.
+    """
+
+    def __init__(self, seeds: tuple[np.random.SeedSequence, ...], seed: int, identities: int,
+                 cam_of: np.ndarray, ident: np.ndarray, size: tuple[int, int], *,
+                 jitter: float, scale_jitter: float, noise: float, illumination: float,
+                 thermal_coupling: float, colourfulness: float,
+                 cross_modal_predictability: float) -> None:
+        s_id, s_cam, s_img = seeds
+        self.seed, self.size, self.noise, self.ident = seed, size, noise, ident
+        self.idp = _identities(np.random.default_rng(s_id), identities, thermal_coupling,
+                               colourfulness, cross_modal_predictability)
+        self.cams = _cameras(np.random.default_rng(s_cam), size)
+        n_img = len(cam_of)
+        rng = np.random.default_rng(s_img)
+        mirror_cam = np.array([self.cams[c]["mirror"] for c in range(1, 7)])[cam_of - 1]
+        shear_cam = np.array([self.cams[c]["shear"] for c in range(1, 7)])[cam_of - 1]
+        self.per_image = {
+            "dx": rng.normal(0, jitter, n_img),
+            "dy": rng.normal(0, jitter / 2, n_img),
+            "scale": np.exp(rng.normal(0, scale_jitter, n_img)),
+            "stride": rng.uniform(0, 0.1, n_img),
+            "shear": shear_cam + rng.normal(0, 0.04, n_img),
+            # Mostly the camera's viewpoint; sometimes the person walks the other way.
+            "mirror": np.where(mirror_cam ^ (rng.random(n_img) < 0.2), -1.0, 1.0),
+            "brightness": np.exp(rng.normal(0, illumination, n_img)),
+        }
+        # Keep the whole body inside the frame vertically.
+        self.per_image["scale"] = np.minimum(self.per_image["scale"],
+                                             0.97 / self.idp["height"][ident])
+        self.chunks: list[tuple[int, int, int]] = []
+        for c in range(1, 7):
+            lo, hi = (int(np.searchsorted(cam_of, c, side)) for side in ("left", "right"))
+            self.chunks += [(c, start, min(start + _CHUNK, hi)) for start in range(lo, hi, _CHUNK)]
+
+    def render_chunk(self, k: int) -> np.ndarray:
+        """uint8 [n, H, W, 3] of chunk k."""
+        c, start, stop = self.chunks[k]
+        ids = self.ident[start:stop]
+        chunk_idp = {key: val[ids] for key, val in self.idp.items()}
+        chunk_img = {key: val[start:stop] for key, val in self.per_image.items()}
+        # One noise stream per chunk, keyed by its index: fixed chunking keeps it stable.
+        noise_rng = np.random.default_rng([self.seed, GENERATOR_VERSION, 7, k])
+        return _render(chunk_idp, chunk_img, self.cams[c], self.size, self.noise, noise_rng)
+
+
 # ---- writing ----------------------------------------------------------------------------
 
 
@@ -508,47 +559,24 @@ def synthesize(
     }
     root = np.random.SeedSequence([int(seed), GENERATOR_VERSION])
     s_id, s_cam, s_list, s_img, s_split = root.spawn(5)
-    idp = _identities(np.random.default_rng(s_id), identities, thermal_coupling,
-                      colourfulness, cross_modal_predictability)
-    cams = _cameras(np.random.default_rng(s_cam), (h, w))
     cam_of, ident = _image_list(np.random.default_rng(s_list), identities, images_per_camera,
                                 camera_presence)
+    scene = _Scene((s_id, s_cam, s_img), int(seed), identities, cam_of, ident, (h, w),
+                   jitter=jitter, scale_jitter=scale_jitter, noise=noise,
+                   illumination=illumination, thermal_coupling=thermal_coupling,
+                   colourfulness=colourfulness,
+                   cross_modal_predictability=cross_modal_predictability)
     n_img = len(cam_of)
-    rng = np.random.default_rng(s_img)
-    mirror_cam = np.array([cams[c]["mirror"] for c in range(1, 7)])[cam_of - 1]
-    shear_cam = np.array([cams[c]["shear"] for c in range(1, 7)])[cam_of - 1]
-    per_image = {
-        "dx": rng.normal(0, jitter, n_img),
-        "dy": rng.normal(0, jitter / 2, n_img),
-        "scale": np.exp(rng.normal(0, scale_jitter, n_img)),
-        "stride": rng.uniform(0, 0.1, n_img),
-        "shear": shear_cam + rng.normal(0, 0.04, n_img),
-        # Mostly the camera's viewpoint; sometimes the person walks the other way.
-        "mirror": np.where(mirror_cam ^ (rng.random(n_img) < 0.2), -1.0, 1.0),
-        "brightness": np.exp(rng.normal(0, illumination, n_img)),
-    }
-    # Keep the whole body inside the frame vertically.
-    per_image["scale"] = np.minimum(per_image["scale"], 0.97 / idp["height"][ident])
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
-        chunks = [(c, s) for c in range(1, 7) for s in
-                  range(int(np.searchsorted(cam_of, c)), int(np.searchsorted(cam_of, c, "right")),
-                        _CHUNK)]
-        bar = _progress(len(chunks), progress)
+        bar = _progress(len(scene.chunks), progress)
         counter: dict[tuple[int, int], int] = {}
-        for k, (c, start) in enumerate(chunks):
-            stop = min(start + _CHUNK, int(np.searchsorted(cam_of, c, "right")))
-            sel = slice(start, stop)
-            ids = ident[sel]
-            chunk_idp = {key: val[ids] for key, val in idp.items()}
-            chunk_img = {key: val[sel] for key, val in per_image.items()}
-            # One noise stream per chunk, keyed by its index: fixed chunking keeps it stable.
-            noise_rng = np.random.default_rng([int(seed), GENERATOR_VERSION, 7, k])
-            pixels = _render(chunk_idp, chunk_img, cams[c], (h, w), noise, noise_rng)
-            for pid0, arr in zip(ids.tolist(), pixels):
+        for k, (c, start, stop) in enumerate(scene.chunks):
+            pixels = scene.render_chunk(k)
+            for pid0, arr in zip(ident[start:stop].tolist(), pixels):
                 pid = pid0 + 1
                 num = counter.get((c, pid), 0) + 1
                 counter[(c, pid)] = num
@@ -585,9 +613,9 @@ class _NoBar:
 def _progress(total: int, enabled: bool):
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from fmcnet.progress import bar
 
-    return tqdm(total=total, desc="synthesizing", unit="chunk", leave=False)
+    return bar(total=total, desc="synthesizing", unit="chunk", leave=False)
 
 
 # ---- the cached copy --------------------------------------------------------------------
@@ -692,3 +720,54 @@ def ensure_synthetic(cfg: Any) -> Path:
             if not _is_current(path, expected):
                 raise
     return path
+
+
+def render_images(
+    cam_of: np.ndarray,
+    ident: np.ndarray,
+    *,
+    identities: int,
+    seed: int = 0,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    workers: int = 1,
+    **knobs: float,
+) -> np.ndarray:
+    """The pixels of an explicit image list, in memory: uint8 [N, H, W, 3] in list order.
+
+    The renderer of `synthesize` (same identities and cameras for the same `seed` and
+    `identities`, same difficulty knobs and defaults) without writing JPEG files: for
+    benchmarks that need a set of a given size quickly, such as SYSU-MM01's 34,167
+    training images in the GPU check. `cam_of[i]` is image i's camera (1..6),
+    `ident[i]` its identity index (0..identities-1). Chunks render in `workers` threads
+    (numpy releases the GIL inside its array operations); the result does not depend on
+    `workers`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    unknown = sorted(set(knobs) - set(_KNOB_DEFAULTS))
+    if unknown:
+        raise FMCNetError(f"render_images got unknown knobs {unknown}; "
+                          f"valid: {sorted(_KNOB_DEFAULTS)}")
+    params = {**_KNOB_DEFAULTS, **knobs}
+    params.pop("camera_presence")  # the image list is given
+    cam_of, ident = np.asarray(cam_of, np.int64), np.asarray(ident, np.int64)
+    if len(cam_of) != len(ident) or (len(cam_of) and (
+            cam_of.min() < 1 or cam_of.max() > 6 or ident.min() < 0 or ident.max() >= identities)):
+        raise FMCNetError(f"render_images expects cameras 1..6 and identity indices "
+                          f"0..{identities - 1} of equal length; got {len(cam_of)} cameras "
+                          f"and {len(ident)} identities")
+    order = np.argsort(cam_of, kind="stable")
+    root = np.random.SeedSequence([int(seed), GENERATOR_VERSION])
+    s_id, s_cam, _s_list, s_img, _s_split = root.spawn(5)
+    size = (int(image_size[0]), int(image_size[1]))
+    scene = _Scene((s_id, s_cam, s_img), int(seed), identities, cam_of[order], ident[order],
+                   size, **params)
+    out = np.empty((len(cam_of), *size, 3), dtype=np.uint8)
+
+    def fill(k: int) -> None:
+        _, start, stop = scene.chunks[k]
+        out[order[start:stop]] = scene.render_chunk(k)
+
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        list(pool.map(fill, range(len(scene.chunks))))
+    return out

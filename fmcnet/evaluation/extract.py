@@ -14,9 +14,9 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str):
     starts = range(0, n, batch_size)
     if progress:
         try:
-            from tqdm.auto import tqdm
+            from fmcnet.progress import bar
 
-            return tqdm(starts, desc=desc, unit="batch", leave=False)
+            return bar(starts, desc=desc, unit="batch", leave=False)
         except ImportError:  # progress is a nicety, never a requirement
             pass
     return starts
@@ -44,6 +44,7 @@ def extract_features(
     batch_size: int = 256,
     tta: bool = False,
     amp: bool = False,
+    cpu_amp: bool = False,
     channels_last: bool = True,
     parts: bool = False,
     progress: bool = False,
@@ -59,7 +60,9 @@ def extract_features(
 
     `amp=True` runs the network under bf16 autocast on CUDA (faster; the features differ
     from fp32 in their low bits, which can reorder near-ties). The default is fp32, as
-    the reference implementations evaluate; reported numbers use `cfg.eval_amp`.
+    the reference implementations evaluate; reported numbers use `cfg.eval_amp`. On the
+    CPU `amp` applies only with `cpu_amp=True` (`cfg.cpu_amp`): without native bf16 it
+    is emulated and slower.
     """
     from fmcnet.data.augment import normalize  # the one normalisation (ImageNet mean/std)
 
@@ -68,9 +71,10 @@ def extract_features(
     was_training = model.training
     model.eval()
     outs: list = []
-    # bf16 autocast only on CUDA: CPU autocast is slow and would change the numbers
+    use_autocast = amp and (cuda or (cpu_amp and device.type == "cpu"))
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else contextlib.nullcontext()
+        torch.autocast(device.type, dtype=torch.bfloat16) if use_autocast
+        else contextlib.nullcontext()
     )
     try:
         with torch.inference_mode(), autocast:
@@ -81,7 +85,7 @@ def extract_features(
                     batch = batch.pin_memory().to(device, non_blocking=True)
                 # NHWC memory viewed as NCHW is already channels_last
                 x = normalize(batch.permute(0, 3, 1, 2))
-                x = x.contiguous(memory_format=torch.channels_last if channels_last and cuda
+                x = x.contiguous(memory_format=torch.channels_last if channels_last
                                  else torch.contiguous_format)
                 out = _run(model, x, modality, parts)
                 if tta:

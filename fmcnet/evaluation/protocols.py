@@ -19,6 +19,7 @@ import torch
 
 from fmcnet.data.base import EvalSplit, ImageSet, VIDataset, describe_samplers
 from fmcnet.data.cache import load_images
+from fmcnet.evaluation import diagnostics as diag
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
 from fmcnet.evaluation.rerank import re_ranking
@@ -150,6 +151,7 @@ def evaluate_dataset(
     rerank: bool | None = None,
     save_dir: str | Path | None = None,
     progress: bool = True,
+    diagnostics: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on every setting (or the named `settings`) of `dataset`.
 
@@ -159,7 +161,10 @@ def evaluate_dataset(
     `tta`, `rerank` default to the config; features are fp32 unless ``cfg.eval_amp``
     (bf16 autocast, CUDA only). `device` defaults to the model's; a given device moves
     the model there. With `save_dir`, trial 0 of each setting is written to
-    ``save_dir/<setting with '/' -> '_'>.npz`` for the ranking browser.
+    ``save_dir/<setting with '/' -> '_'>.npz`` for the ranking browser. With
+    `diagnostics` and an FMCNet, the result also holds "features": the retrieval of each
+    feature on its own in the main setting (`features_setting`), from the same
+    extraction (`fmcnet.evaluation.diagnostics`).
     """
     trials = cfg.trials if trials is None else int(trials)
     tta = cfg.tta if tta is None else bool(tta)
@@ -174,7 +179,9 @@ def evaluate_dataset(
         device = torch.device(device)
         model.to(device)
     eval_amp = bool(cfg.eval_amp)
-    precision = "bf16" if eval_amp and device.type == "cuda" else "fp32"  # autocast: CUDA only
+    cpu_amp = bool(getattr(cfg, "cpu_amp", False))
+    bf16 = eval_amp and (device.type == "cuda" or (device.type == "cpu" and cpu_amp))
+    precision = "bf16" if bf16 else "fp32"  # autocast: CUDA, or the CPU with cpu_amp
 
     names = list(dataset.splits) if settings is None else list(settings)
     unknown = [n for n in names if n not in dataset.splits]
@@ -184,11 +191,17 @@ def evaluate_dataset(
             f"available: {sorted(dataset.splits)}"
         )
 
+    # Diagnostics need every part of FMCNet.extract: the store then keeps them packed in
+    # one tensor per image (diagnostics.pack_parts) and the retrieval feature is read from it.
+    parts = diagnostics and diag.diagnosable(model)
+
     def extract(images, modality: str) -> torch.Tensor:
-        return extract_features(
+        out = extract_features(
             model, images, modality, device=device, batch_size=cfg.eval_batch_size, tta=tta,
-            amp=eval_amp, channels_last=cfg.channels_last, progress=progress,
+            amp=eval_amp, cpu_amp=cpu_amp, channels_last=cfg.channels_last,
+            progress=progress, parts=parts,
         )
+        return diag.pack_parts(out, model) if parts else out
 
     def load(images: ImageSet) -> np.ndarray:
         return load_images(images, (cfg.height, cfg.width), progress=progress)
@@ -196,15 +209,21 @@ def evaluate_dataset(
     store = _FeatureStore(extract)
     distances: dict[tuple[int, int], torch.Tensor] = {}
     results: dict[str, Any] = {}
+    features: dict[str, Any] = {}
     used = 0
     for name in names:
         split = dataset.splits[name]
         qf, gf = store.features(split.query, load), store.features(split.gallery, load)
+        key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
+        if parts:
+            if name == diag.main_setting(dataset):
+                features = diag.feature_retrieval(qf, gf, split, model, trials=trials,
+                                                  device=device)
+            qf, gf = diag.retrieval_part(qf, model), diag.retrieval_part(gf, model)
         n = min(trials, len(split.trials))
         if n == 0:
             raise FMCNetError(f"setting {name!r} of {dataset.name} has no gallery trials")
         used = max(used, n)
-        key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
         if not rerank and key not in distances:
             distances[key] = pairwise_distance(qf.to(device), gf.to(device))
         per_trial = []
@@ -222,8 +241,11 @@ def evaluate_dataset(
                 _save_trial0(path, split, qf, gf, q_rows, g_rows, d)
         results[name] = _summary(per_trial)
     samplers = {name: dataset.splits[name].sampler for name in names}
-    return {
+    out = {
         "settings": results, "trials": used, "tta": tta, "rerank": rerank,
         "sampler": describe_samplers({n: dataset.splits[n] for n in names}),
         "samplers": samplers, "precision": precision,
     }
+    if features:
+        out["features"], out["features_setting"] = features, diag.main_setting(dataset)
+    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -126,6 +125,61 @@ def load_state_dict_file(resnet: nn.Module, path: str | os.PathLike) -> None:
     resnet.load_state_dict(state, strict=False)
 
 
+def imagenet_weights_file(name: str) -> Path:
+    """Where torchvision looks for the ImageNet weights of `name`: the torch hub cache.
+
+    `torch.hub.get_dir()/checkpoints/<file name of the weights' URL>`; the hub directory is
+    `$TORCH_HOME/hub` (default ~/.cache/torch/hub).
+    """
+    _check_name(name)
+    weights = getattr(torchvision.models, _WEIGHTS[name]).IMAGENET1K_V1
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def _missing_weights_message(name: str, detail: str) -> str:
+    weights = getattr(torchvision.models, _WEIGHTS[name]).IMAGENET1K_V1
+    cached = imagenet_weights_file(name)
+    return (
+        f"pretrained=true, but torchvision's ImageNet weights for {name} "
+        f"({_WEIGHTS[name]}.IMAGENET1K_V1) are not usable: {detail}. torchvision looks for "
+        f"the file {cached.name} in {cached.parent} (torch.hub.get_dir(), set by $TORCH_HOME). "
+        f"To fix: copy {cached.name} there (download {weights.url} on a machine with "
+        "internet), or pass pretrained_path=<a saved torchvision ResNet state dict>, or "
+        "pretrained=false to train from random init on purpose (far below the paper's accuracy)"
+    )
+
+
+def weights_source(name: str, *, pretrained: bool,
+                   pretrained_path: str | os.PathLike | None = None) -> str:
+    """What a model built with these settings starts from: "file:<path>",
+    "imagenet:<file name>" or "random" (no file is opened; `check_pretrained` checks)."""
+    if pretrained_path is not None:
+        return f"file:{pretrained_path}"
+    if pretrained:
+        return f"imagenet:{imagenet_weights_file(name).name}"
+    return "random"
+
+
+def check_pretrained(name: str, *, pretrained: bool,
+                     pretrained_path: str | os.PathLike | None = None) -> str:
+    """Where the backbone weights will come from, checked before any work is done.
+
+    Returns "file:<path>", "imagenet:<file name>" or "random" (only when `pretrained` is
+    false and no file is given). Raises FMCNetError when the requested weights are missing,
+    so a run stops before it loads data or trains -- never silently from random init.
+    """
+    _check_name(name)
+    if pretrained_path is not None:
+        path = Path(pretrained_path).expanduser()
+        if not path.is_file():
+            raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file")
+    elif pretrained:
+        cached = imagenet_weights_file(name)
+        if not cached.is_file():
+            raise FMCNetError(_missing_weights_message(name, f"{cached} does not exist"))
+    return weights_source(name, pretrained=pretrained, pretrained_path=pretrained_path)
+
+
 def imagenet_weights(name: str) -> tuple[dict[str, torch.Tensor] | None, str]:
     """torchvision's ImageNet weights from the torch hub cache, or (None, why not).
 
@@ -133,11 +187,11 @@ def imagenet_weights(name: str) -> tuple[dict[str, torch.Tensor] | None, str]:
     otherwise reach for the network (and hang or fail slowly on an offline machine).
     """
     weights = getattr(torchvision.models, _WEIGHTS[name]).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    cached = imagenet_weights_file(name)
     if not cached.is_file():
         return None, f"{cached} does not exist"
     try:
-        return weights.get_state_dict(progress=False, weights_only=True), str(weights)
+        return weights.get_state_dict(progress=False, weights_only=True), cached.name
     except Exception as exc:  # a truncated or corrupt cache file
         return None, f"{cached} could not be read ({exc})"
 
@@ -147,38 +201,23 @@ def build_resnet(
     *,
     pretrained: bool = False,
     pretrained_path: str | os.PathLike | None = None,
-    require_pretrained: bool = False,
 ) -> tuple[torchvision.models.ResNet, str]:
     """A torchvision ResNet holding the requested weights, and where they came from.
 
-    Returns `(resnet, source)` with source "file:<path>", "imagenet:<weights>" or "random".
-    An explicit `pretrained_path` always errors when unusable. `require_pretrained=True`
-    implies `pretrained=True` and turns missing ImageNet weights into an FMCNetError;
-    otherwise they give one UserWarning and random init.
+    Returns `(resnet, source)` with source "file:<path>", "imagenet:<file name>" or
+    "random". Requested weights that are missing or unusable raise FMCNetError (an
+    explicit `pretrained_path`, or `pretrained=True` without the file in the torch hub
+    cache): random init happens only when asked for (`pretrained=False`).
     """
     _check_name(name)
     resnet = getattr(torchvision.models, name)(weights=None)
     if pretrained_path is not None:
         load_state_dict_file(resnet, pretrained_path)
         return resnet, f"file:{pretrained_path}"
-    if not (pretrained or require_pretrained):
+    if not pretrained:
         return resnet, "random"
     state, detail = imagenet_weights(name)
-    if state is not None:
-        resnet.load_state_dict(state)
-        return resnet, f"imagenet:{detail}"
-    how = (
-        f"put torchvision's {_WEIGHTS[name]}.IMAGENET1K_V1 file in the torch hub cache "
-        f"(run `python -c \"import torchvision; torchvision.models.{name}(weights='IMAGENET1K_V1')\"` "
-        "on a machine with internet and copy ~/.cache/torch/hub/checkpoints over, or set "
-        "TORCH_HOME) or pass pretrained_path=<a saved torchvision ResNet state dict>"
-    )
-    if require_pretrained:
-        raise FMCNetError(f"no ImageNet weights for {name}: {detail}. To fix: {how}")
-    warnings.warn(
-        f"no ImageNet weights for {name} ({detail}); starting from random init -- accuracy "
-        f"will be far below the paper's. To fix: {how}",
-        UserWarning,
-        stacklevel=3,
-    )
-    return resnet, "random"
+    if state is None:
+        raise FMCNetError(_missing_weights_message(name, detail))
+    resnet.load_state_dict(state)
+    return resnet, f"imagenet:{detail}"

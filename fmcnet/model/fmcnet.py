@@ -33,7 +33,7 @@ class FMCNet(nn.Module):
 
     Switches: `sfd=False` is the paper's "Base" (E_V, E_I, E_sh, P_sh only); `fmc` adds the
     generators and discriminators; `fusion` is "sff" (the full model), "concat" (Table 2's
-    plain Cat(F_sh, F_sp, F'_sp)) or "none" (retrieval on F_sh).
+    plain Cat(F_sh, V-specific, I-specific)) or "none" (retrieval on F_sh).
     """
 
     def __init__(
@@ -43,11 +43,10 @@ class FMCNet(nn.Module):
         backbone: str = "resnet50",
         pretrained: bool = False,
         pretrained_path: str | os.PathLike | None = None,
-        require_pretrained: bool = False,
         last_stride: int = 1,
         bnneck: bool = False,
         generator_hidden: int = 1024,
-        omega_init: tuple[float, float] = (1.0, 0.5),
+        omega_init: tuple[float, float] = (0.5, 0.5),
         sfd: bool = True,
         fmc: bool = True,
         fusion: str = "sff",
@@ -65,14 +64,13 @@ class FMCNet(nn.Module):
         self.fusion = fusion
         self.sfd = SFD(
             num_classes, backbone=backbone, pretrained=pretrained,
-            pretrained_path=pretrained_path, require_pretrained=require_pretrained,
-            last_stride=last_stride, bnneck=bnneck, specific=sfd,
+            pretrained_path=pretrained_path, last_stride=last_stride, bnneck=bnneck, specific=sfd,
         )
         self.pretrained_source: str = self.sfd.pretrained_source
         dim = self.sfd.dim
         self.fmc = FMC(dim, generator_hidden) if fmc else None
         self.sff = SFF(dim, num_classes, tuple(omega_init), bnneck) if fusion == "sff" else None
-        # Retrieval width: F_fp (2C), Cat(F_sh, F_sp, F'_sp) (3C) or F_sh (C).
+        # Retrieval width: F_fp (2C), Cat(F_sh, V-specific, I-specific) (3C) or F_sh (C).
         self.feature_dim: int = {"sff": 2 * dim, "concat": 3 * dim, "none": dim}[fusion]
 
     @classmethod
@@ -83,7 +81,6 @@ class FMCNet(nn.Module):
             backbone=cfg.backbone,
             pretrained=cfg.pretrained,
             pretrained_path=cfg.pretrained_path,
-            require_pretrained=cfg.require_pretrained,
             last_stride=cfg.last_stride,
             bnneck=cfg.bnneck,
             generator_hidden=cfg.generator_hidden,
@@ -97,7 +94,7 @@ class FMCNet(nn.Module):
               modality: str) -> torch.Tensor:
         if self.sff is not None:
             return self.sff.fuse(shared, specific, generated, modality)
-        return concat_fusion(shared, specific, generated)
+        return concat_fusion(shared, specific, generated, modality)
 
     def forward(self, x_v: torch.Tensor, x_i: torch.Tensor) -> dict[str, torch.Tensor]:
         """One training forward pass over a visible and an infrared batch."""
@@ -155,8 +152,8 @@ class FMCNet(nn.Module):
         """The retrieval feature [B, feature_dim] (not normalised; FMCNET_SPEC section 3).
 
         F_fp of the image's own modality for the full model (a visible image goes through
-        E_V, E^V_sp, E_sh and G_{V->I}), Cat(F_sh, F_sp, F'_sp) for fusion="concat", F_sh for
-        fusion="none" (Base, Base+SFD). Widths with ResNet-50: 4096 / 6144 / 2048
+        E_V, E^V_sp, E_sh and G_{V->I}), Cat(F_sh, V-specific, I-specific) for
+        fusion="concat", F_sh for fusion="none" (Base, Base+SFD). Widths with ResNet-50: 4096 / 6144 / 2048
         (ResNet-18/34: 1024 / 1536 / 512).
         """
         feats = self.extract(x, modality, _retrieval_only=True)

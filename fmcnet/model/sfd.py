@@ -70,7 +70,6 @@ class SFD(nn.Module):
         backbone: str = "resnet50",
         pretrained: bool = False,
         pretrained_path: str | os.PathLike | None = None,
-        require_pretrained: bool = False,
         last_stride: int = 1,
         bnneck: bool = False,
         specific: bool = True,
@@ -78,7 +77,6 @@ class SFD(nn.Module):
         super().__init__()
         resnet, self.pretrained_source = build_resnet(
             backbone, pretrained=pretrained, pretrained_path=pretrained_path,
-            require_pretrained=require_pretrained,
         )
         self.dim = feature_dim(backbone)
         # Every ResNet part is a copy of the same (pre-trained) network.

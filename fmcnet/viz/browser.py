@@ -168,6 +168,7 @@ class RankingBrowser:
         self.k_slider = W.IntSlider(min=1, max=max_k, value=k, description="top-k")
         self.header = W.HTML()
         self.query_slider.add_class("fmcnet-query-slider")
+        self.k_slider.add_class("fmcnet-k-slider")
         self.header.add_class("fmcnet-header")
 
         self._q_image = W.Image(format="jpeg", layout=W.Layout(height="128px", object_fit="contain"))
@@ -396,7 +397,8 @@ class RankingBrowser:
         """PNG ranking grids (one per setting) and one self-contained HTML page.
 
         For papermill runs and reports, where no widget can be shown. Writes
-        `rankings_<setting>.png` and `rankings.html` (images inlined as base64) into
+        `rankings_<setting>.png` (a "/" in the name becomes "_": `all/single` ->
+        `rankings_all_single.png`) and `rankings.html` (images inlined as base64) into
         `out_dir`; returns {name: path}.
         """
         out_dir = Path(out_dir)
@@ -408,7 +410,8 @@ class RankingBrowser:
             qs = np.asarray(self.default_queries(name) if queries is None else queries, np.int64)
             fig = plot_ranking_grid(s.ranking, s.q_images, s.g_images, qs, k, distmat=s.distmat,
                                     q_pids=s.q_pids, g_cams=s.g_cams)
-            written[f"png/{name}"] = save_figure(fig, out_dir / f"rankings_{name}.png")
+            file = out_dir / f"rankings_{name.replace('/', '_')}.png"  # one file, no sub-folder
+            written[f"png/{name}"] = save_figure(fig, file)
             sections.append(self._html_section(s, qs, k))
         page = ("<!doctype html><html><head><meta charset='utf-8'><title>FMCNet rankings</title>"
                 "<style>body{font-family:sans-serif}img{height:128px;display:block}"

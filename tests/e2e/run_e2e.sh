@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-browser end-to-end test of the ranking browser (`make test-e2e`).
+# Real-browser end-to-end test of the ranking browser (the last step of `make test`;
+# `make test-e2e` alone; `make figures` takes the README's screenshot with it).
 # Installs what it needs when missing: Debian's Chromium (never Playwright's own browser
 # download, which cannot work offline) and the Playwright Python package (driver only).
 set -euo pipefail
@@ -21,4 +22,4 @@ fi
 
 start=$(date +%s)
 FMCNET_PROFILE=${FMCNET_PROFILE:-smoke} "$PY" -m pytest tests/e2e -m e2e -q -s -p no:cacheprovider "$@"
-echo "e2e: $(( $(date +%s) - start )) s; screenshot: figures/ranking_browser.png"
+echo "e2e: $(( $(date +%s) - start )) s${FMCNET_E2E_SCREENSHOT:+; screenshot: $FMCNET_E2E_SCREENSHOT}"

@@ -1,0 +1,107 @@
+"""The README's pictures, drawn from the reference run by one command (`make figures`).
+
+`python -m fmcnet figures [--run RUN] [--out figures/]` loads the reference run
+(`runs/demo`, trained when missing) and writes, each from the same functions the
+notebooks call:
+
+* `samples.png` -- every camera's view of the same identities, both modalities (nb 00);
+* `decomposition.png` -- shared vs specific features of test identities (Fig. 4's idea, nb 01);
+* `real_vs_generated.png` -- real vs generated specific features (Fig. 5's idea, nb 02);
+* `cmc.png` -- the CMC curves of every evaluation setting (nb 05);
+* `training_curves.png` -- the training log (nb 04);
+* `ablations.png` -- the synthetic-set ablation study (`results/synthetic_ablations.json`),
+  skipped with a message while that study has not been run.
+
+The browser picture (`ranking_browser.png`) is a screenshot of notebook 08 in Chromium,
+taken by the real-browser test (`make figures` runs it after this).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from matplotlib.figure import Figure
+
+from fmcnet.analysis.ablations import ABLATION_STUDY, load_ablation_study, plot_ablation_study
+from fmcnet.analysis.compensate import plot_real_vs_generated
+from fmcnet.analysis.data import samples_by_camera
+from fmcnet.analysis.decompose import plot_decomposition
+from fmcnet.analysis.features import decomposed_features
+from fmcnet.analysis.runs import repo_path
+from fmcnet.utils import FMCNetError
+
+if TYPE_CHECKING:
+    from fmcnet.train import TrainResult
+
+
+@dataclass
+class Written:
+    """One README picture: its file, or why it was skipped."""
+
+    name: str
+    path: Path | None
+    note: str = ""
+
+
+def _where(run: TrainResult) -> str:
+    data = "the synthetic set" if run.cfg.dataset == "synthetic" else run.cfg.dataset
+    return f"{run.run_dir.name}, {run.cfg.profile} profile, {data}"
+
+
+def make_figures(run: TrainResult, out_dir: str | os.PathLike, *,
+                 ablations: str | os.PathLike | None = ABLATION_STUDY,
+                 max_identities: int = 12, samples: int = 8) -> list[Written]:
+    """Draw every README picture of `run` into `out_dir`; returns what was written or skipped."""
+    from fmcnet.viz.figures import plot_cmc, plot_sample_grid, plot_training_curves, save_figure
+
+    out_dir = Path(out_dir)
+    where = _where(run)
+    done: list[Written] = []
+
+    def save(name: str, fig: Figure, note: str = "") -> None:
+        done.append(Written(name, save_figure(fig, out_dir / f"{name}.png"), note))
+
+    images, titles = samples_by_camera(run.dataset, n=samples)
+    fig = plot_sample_grid(images, n=samples, titles=titles)
+    fig.suptitle(f"the same identities in every camera ({where})", fontsize=10)
+    save("samples", fig)
+
+    fs = decomposed_features(run.model, run.dataset, run.cfg, source="test",
+                             max_identities=max_identities)
+    if "specific" in fs.kinds:
+        save("decomposition", plot_decomposition({f"{where}: test identities": fs}))
+    else:
+        done.append(Written("decomposition", None, "the run has no SFD (sfd=false)"))
+    if "generated" in fs.kinds:
+        fig = plot_real_vs_generated(fs)
+        fig.suptitle(where, fontsize=10)
+        save("real_vs_generated", fig)
+    else:
+        done.append(Written("real_vs_generated", None, "the run has no FMC (fmc=false)"))
+
+    if run.results:
+        trials = run.results.get("trials")
+        save("cmc", plot_cmc(run.results, title=f"CMC, mean of {trials} trials ({where})"))
+    else:
+        done.append(Written("cmc", None, f"{run.run_dir} has no results.json"))
+    fig = plot_training_curves(run.history)
+    fig.suptitle(where, fontsize=10)
+    save("training_curves", fig)
+
+    if ablations is None:
+        done.append(Written("ablations", None, "no ablation study given"))
+    else:
+        try:
+            rows, meta = load_ablation_study(repo_path(ablations))
+        except FMCNetError as exc:
+            done.append(Written("ablations", None, f"skipped: {exc}"))
+        else:
+            seeds = meta.get("seeds")
+            title = (f"ablations on {meta.get('dataset', 'the synthetic set')}"
+                     f"{', ' + str(meta['setting']) if meta.get('setting') else ''}: mean +- std"
+                     f"{f' over {len(seeds)} seeds' if isinstance(seeds, list) else ''}")
+            save("ablations", plot_ablation_study(rows, title=title))
+    return done
