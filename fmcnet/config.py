@@ -129,6 +129,12 @@ class Config:
     lr: float = 0.1
     warmup_epochs: int = 10
     lr_milestones: tuple[int, ...] = (20, 50)
+    # Not in the paper (which starts from ImageNet weights): the centre and alignment
+    # terms (L_shs, L_sps, L_dc, L_MC, L_GAN, L_FC) ramp linearly from 0 to full weight
+    # over the first `id_warmup_epochs`, while the identity losses (L_id, L_IC, the fused
+    # ID loss) train at full weight from the start. From random init the centre pulls
+    # otherwise act on features that carry no identity yet (docs/method_readings.md).
+    id_warmup_epochs: int = 0
     lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -444,6 +450,7 @@ RANGES: dict[str, Range] = {
     "steps_per_epoch": _at_least(1),
     "lr": _POSITIVE,
     "warmup_epochs": _NON_NEGATIVE,
+    "id_warmup_epochs": _NON_NEGATIVE,
     "lr_milestones": _at_least(1),
     "lr_gamma": _POSITIVE,
     "momentum": Range(0, 1, hi_open=True),

@@ -285,8 +285,8 @@ def loss_inputs(out: dict[str, Tensor], cfg: Any) -> dict[str, Tensor]:
                      getattr(cfg, "center_loss_scale", 1.0))
 
 
-def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg: Any
-                ) -> tuple[Tensor, dict[str, Tensor]]:
+def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg: Any,
+                *, align_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_SFD + L_FMC + L_SFF (Eqs. 10, 12-14, 19) under the config's ablation switches.
 
     L_FMC = fmc_weight * sum over both directions of (L_GAN(G side) + L_IC + L_FC). The
@@ -295,6 +295,8 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
     centre losses see the features in `center_loss_space`, L_FC in `fc_loss_space`.
     Terms are detached, unweighted equation values of the active terms plus "total", and
     "hinge/<term>" (shs, dc, sps, mc): the fraction of that term's hinges that are active.
+    `align_weight` scales the centre and alignment terms (L_MD, L_GAN, L_FC, L_MC) in the
+    total, not the identity losses (the `id_warmup_epochs` ramp; 1 is the paper's loss).
     """
     _check_same_identities(labels_v, labels_i)
     raw = {k: _full_precision(v) for k, v in out.items()}
@@ -319,14 +321,14 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
             alpha=getattr(cfg, "alpha", 2.0),
         )
         terms.update(md_terms)
-        total = terms["id"] + md
+        total = terms["id"] + align_weight * md
     if fmc:
         _require(out, ("generated_v", "generated_i", "disc_fake_v"), "fmc=True")
         fmc_total = out["generated_i"].new_zeros(())
         if getattr(cfg, "gan", True):
             terms["gan_g"] = (generator_adversarial_loss(out["disc_fake_i"])
                               + generator_adversarial_loss(out["disc_fake_v"]))
-            fmc_total = fmc_total + terms["gan_g"]
+            fmc_total = fmc_total + align_weight * terms["gan_g"]
         if getattr(cfg, "ic", True):  # F'_sp,I comes from visible images: Y_V (and back)
             terms["ic"] = (identity_consistency_loss(out["logits_generated_i"], labels_v)
                            + identity_consistency_loss(out["logits_generated_v"], labels_i))
@@ -338,7 +340,7 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
                 feature_consistency_loss(fc["generated_i"], fc["specific_i"], labels_v, labels_i)
                 + feature_consistency_loss(fc["generated_v"], fc["specific_v"], labels_i, labels_v)
             )
-            fmc_total = fmc_total + terms["fc"]
+            fmc_total = fmc_total + align_weight * terms["fc"]
         total = total + getattr(cfg, "fmc_weight", 1.0) * fmc_total
     if getattr(cfg, "fusion", "sff") == "sff":
         _require(out, ("fused_v", "logits_fused_v"), "fusion='sff'")
@@ -349,7 +351,7 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
         terms["hinge/mc"] = hinge_activity(hinges)
         terms["fid"] = fused_identity_loss(out["logits_fused_v"], out["logits_fused_i"],
                                            labels_v, labels_i)
-        total = total + terms["mc"] + terms["fid"]
+        total = total + align_weight * terms["mc"] + terms["fid"]
     terms["total"] = total
     return total, {k: v.detach().float() for k, v in terms.items()}
 

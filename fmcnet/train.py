@@ -67,6 +67,7 @@ RESUME_SAFE_KEYS = {
     "data_on_device": "where the training images are kept",
     "data_root": "the same data moved (the training identities and counts are still checked)",
     "progress": "output only",
+    "tensorboard": "output only",
     "log_every": "output only",
     "checkpoint_every": "how often the state is saved",
     "keep_snapshots": "which checkpoints are kept",
@@ -102,6 +103,13 @@ class NonFiniteLoss(FMCNetError):
 # ---------------------------------------------------------------------------------------
 # Learning-rate schedule
 # ---------------------------------------------------------------------------------------
+
+
+def align_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
+    """The weight of the centre and alignment terms at `global_step`: a linear ramp from 0
+    to 1 over `id_warmup_epochs` (identity losses only at first), then 1 (the paper)."""
+    ramp = cfg.id_warmup_epochs * steps_per_epoch
+    return 1.0 if global_step >= ramp else global_step / ramp
 
 
 def lr_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
@@ -256,6 +264,8 @@ class TrainStep:
         # with their own optimizer, so their gradients stay out of its norm.
         self.main_params = [p for p in model.parameters() if id(p) not in disc_ids]
         self.adversarial = cfg.fmc and cfg.gan
+        # the weight of the centre and alignment terms (`align_factor`), set per step
+        self.align_weight = 1.0
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_enabled:
@@ -268,7 +278,7 @@ class TrainStep:
         cfg = self.cfg
         with self.autocast():
             out = self.forward(x_v, x_i)
-            loss, terms = fmcnet_loss(out, y_v, y_i, cfg)
+            loss, terms = fmcnet_loss(out, y_v, y_i, cfg, align_weight=self.align_weight)
             d_loss, d_terms = (
                 discriminator_loss(self.model, out) if self.adversarial else (None, {})
             )
@@ -794,6 +804,9 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
+            # the ramp of `id_warmup_epochs` at the interval's last step
+            **({"align_weight": align_factor(cfg, global_step - 1, steps_per_epoch)}
+               if cfg.id_warmup_epochs else {}),
             # loss terms as loss/<name>; "disc_acc" and "hinge/<term>" are not losses
             **{n if n == "disc_acc" or "/" in n else f"loss/{n}": float(v)
                for n, v in zip(term_names, values.mean(0))},
@@ -883,6 +896,7 @@ def train(
                         factor = lr_factor(cfg, global_step, steps_per_epoch)
                         set_lr(optimizer, cfg.lr, factor)
                         set_lr(disc_optimizer, cfg.disc_lr, factor)
+                        step.align_weight = align_factor(cfg, global_step, steps_per_epoch)
                         x_v, x_i, y_v, y_i = batches(idx_v, idx_i)
                         all_terms = step(x_v, x_i, y_v, y_i)
                         global_step += 1

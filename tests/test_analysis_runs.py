@@ -98,7 +98,10 @@ def test_run_results_reuse_or_evaluate_into_their_own_folder(trained, monkeypatc
     assert analysis.run_results(run, trials=1) == own  # the number it used
     flipped = analysis.run_results(run, tta=True)
     assert flipped["tta"] is True and flipped["settings"].keys() == own["settings"].keys()
-    assert (run.run_dir / "evaluations" / "tta" / "results.json").exists()
+    folder = train_mod.evaluation_folder(run.run_dir, run.dataset, settings=None,
+                                         trials=run.cfg.trials, tta=True, rerank=False)
+    assert folder.parent == run.run_dir / "evaluations" and folder.name.endswith("_tta")
+    assert (folder / "results.json").exists()
     assert json.loads((run.run_dir / "results.json").read_text()) == own  # untouched
 
 

@@ -256,6 +256,41 @@ def test_fmcnet_loss_composes_the_active_terms():
     assert torch.allclose(total, want)
 
 
+def test_align_weight_scales_the_centre_and_alignment_terms_only():
+    """`id_warmup_epochs`: at align_weight 0 the total is the identity losses alone
+    (L_id, L_IC, the fused ID loss); the reported terms stay the unweighted values."""
+    g = torch.Generator().manual_seed(7)
+    y = torch.tensor([0, 0, 2, 2])
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    out = {k: r(4, 6) for k in ("shared_v", "shared_i", "specific_v", "specific_i",
+                                "generated_v", "generated_i")}
+    out.update({k: r(4, 3) for k in ("logits_shared_v", "logits_shared_i", "logits_specific_v",
+                                      "logits_specific_i", "logits_generated_v",
+                                      "logits_generated_i", "logits_fused_v", "logits_fused_i")})
+    out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
+    cfg = SimpleNamespace(sfd=True, fmc=True, fusion="sff", center_loss_space="raw")
+    full, terms = losses.fmcnet_loss(out, y, y, cfg)
+    off, off_terms = losses.fmcnet_loss(out, y, y, cfg, align_weight=0.0)
+    half, _ = losses.fmcnet_loss(out, y, y, cfg, align_weight=0.5)
+    identity = terms["id"] + terms["ic"] + terms["fid"]
+    assert torch.allclose(off.float(), identity)
+    assert torch.allclose(half.float(), (full.float() + identity) / 2)
+    for k in ("shs", "sps", "dc", "gan_g", "fc", "mc"):
+        assert torch.equal(off_terms[k], terms[k]), k
+    assert float(full) > float(half) > float(off)  # the scaled terms are not all zero
+    assert torch.equal(losses.fmcnet_loss(out, y, y, cfg, align_weight=1.0)[0], full)
+
+
+def test_align_factor_ramps_over_the_identity_warm_up():
+    from fmcnet.config import make_config
+    from fmcnet.train import align_factor
+
+    assert align_factor(make_config("paper"), 0, 100) == 1.0  # the paper: no warm-up
+    cfg = make_config("smoke", id_warmup_epochs=2)
+    assert [align_factor(cfg, s, 10) for s in (0, 5, 10, 19, 20, 50)] == [
+        0.0, 0.25, 0.5, 0.95, 1.0, 1.0]
+
+
 def test_fmcnet_loss_uses_the_configured_constants():
     """Non-default lambdas, margins and weights must reach the equations."""
     g = torch.Generator().manual_seed(7)

@@ -212,9 +212,9 @@ def demo_config(profile: str = "quick", *, dataset: str = "synthetic", data_root
 
 def _experiment_keys() -> tuple[str, ...]:
     """Keys whose difference makes a saved run another experiment than the one asked for."""
-    from fmcnet.train import RESUME_KEYS
+    from fmcnet.train import resume_keys
 
-    return (*RESUME_KEYS, "epochs")
+    return (*resume_keys(), "epochs")
 
 
 def open_run(
