@@ -129,11 +129,11 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
             "smoke", "--out", str(out), "epochs=1", "steps_per_epoch=2"]
     real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
 
-    def ctrl_c_in_trial_2(*args):
+    def ctrl_c_in_trial_2(*args, **kw):
         calls["n"] += 1
         if calls["n"] == 3:  # trial 1 took two steps; this is trial 2's first
             signal.raise_signal(signal.SIGINT)
-        return real_loss(*args)
+        return real_loss(*args, **kw)
 
     monkeypatch.setattr(train_mod, "fmcnet_loss", ctrl_c_in_trial_2)
     assert main(argv) == 130

@@ -79,11 +79,11 @@ def test_ctrl_c_mid_step_saves_the_completed_step_and_resumes_bit_for_bit(
 ):
     real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
 
-    def loss_then_ctrl_c(*args):
+    def loss_then_ctrl_c(*args, **kw):
         calls["n"] += 1
         if calls["n"] == 3:  # inside the forward pass of step 3: BN buffers already moved
             signal.raise_signal(signal.SIGINT)
-        return real_loss(*args)
+        return real_loss(*args, **kw)
 
     monkeypatch.setattr(train_mod, "fmcnet_loss", loss_then_ctrl_c)
     run = tmp_path / "run"
@@ -133,10 +133,10 @@ def test_a_second_ctrl_c_stops_inside_the_step_and_saves_nothing(
 ):
     real_loss = train_mod.fmcnet_loss
 
-    def two_ctrl_c(*args):
+    def two_ctrl_c(*args, **kw):
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
-        return real_loss(*args)
+        return real_loss(*args, **kw)
 
     monkeypatch.setattr(train_mod, "fmcnet_loss", two_ctrl_c)
     run = tmp_path / "run"

@@ -196,8 +196,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     real_loss = train_mod.fmcnet_loss
     calls = {"n": 0}
 
-    def poisoned(out, y_v, y_i, cfg):
-        total, terms = real_loss(out, y_v, y_i, cfg)
+    def poisoned(out, y_v, y_i, cfg, **kw):
+        total, terms = real_loss(out, y_v, y_i, cfg, **kw)
         calls["n"] += 1
         if calls["n"] == 5:  # epoch 3, second step
             terms = {**terms, "id": terms["id"] * float("nan")}
