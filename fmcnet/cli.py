@@ -233,7 +233,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides or [])
     if not args.no_run:
         print(run_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds,
-                        overrides=overrides))
+                        overrides=overrides, rows=args.rows))
     if args.report:
         from fmcnet.study import write_study
 
@@ -241,6 +241,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                            + (["--profile", args.profile] if args.profile else [])
                            + (["--out", args.out] if args.out else [])
                            + (["--seeds", *map(str, args.seeds)] if args.seeds else [])
+                           + (["--rows", *args.rows] if args.rows else [])
                            + ["--report", args.report] + list(args.overrides or []))
         paths = write_study(args.spec, args.report, profile=args.profile, out=args.out,
                             seeds=args.seeds, command=command)
@@ -248,7 +249,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = collect_sweep(args.spec, profile=args.profile, out=args.out, seeds=args.seeds)
     if args.no_run and not args.report:
         print(summary_markdown(rows))
-    unfinished = [f"{r['row']} ({r['status']})" for r in rows if r["status"] != "done"]
+    unfinished = [f"{r['row']} ({r['status']})" for r in rows
+                  if r["status"] != "done" and (not args.rows or r["row"] in args.rows)]
     if unfinished and not args.no_run:
         print(f"error: {len(unfinished)} of {len(rows)} rows have no result: "
               f"{', '.join(unfinished)}; see the status column above", file=sys.stderr)
@@ -355,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="training seeds of every row (default: the spec's)")
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="train only these rows (the others are collected as they are)")
     p.add_argument("--report", default=None, metavar="PREFIX",
                    help="write the study document PREFIX.md, .json and .png (fmcnet.study)")
     p.add_argument("--no-run", action="store_true",

@@ -219,6 +219,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         # the identity loss stays at chance: R1 8.7 % with it vs 44.1 % without (240
         # steps, seed 0; README, issue 4). `dc=true` turns it back on.
         "dc": False,
+        # From random init the centre losses need a space where the pulls are bounded
+        # and the margins reachable: on raw GAP features the alpha/beta pulls collapsed the
+        # features before any identity was learnt (ID loss at chance for 168 steps), on
+        # the unit sphere (l2) the same run reached R1 6.2 %, on a sphere of radius 2
+        # 11.5 % (realistic synthetic set, seed 0, 10 AGW trials; docs/method_readings.md).
+        "center_loss_space": "scaled",
+        "center_loss_scale": 2.0,
+        # Under Adam omega moves by at most ~its LR per step: at 0.1x it could not leave
+        # (0.5, 0.5) in 288 steps; at 10x it went to (0.25, 0.26) (same run).
+        "omega_lr_mult": 10.0,
         "generator_hidden": 256,
         "checkpoint_every": 2,
         "trials": 10,

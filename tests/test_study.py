@@ -114,3 +114,29 @@ def test_the_sweep_command_writes_the_report_without_training(tmp_path, capsys):
     assert f"python -m fmcnet sweep {spec} --seeds 3 --report {prefix}" in md
     assert "| t2_base | Base | 20.0 | 10.0 | 1/1 |" in md
     assert not (tmp_path / "sweep" / "t2_base" / "seed_3" / "train.log").exists()  # nothing ran
+
+
+def test_the_sweep_command_trains_only_the_rows_asked_for(tmp_path, monkeypatch, capsys):
+    """`--rows`: the named rows are trained, the others are collected as they stand and do
+    not make the command fail."""
+    from fmcnet.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "runner": "train", "out": str(tmp_path / "sweep"), "profile": "smoke",
+        "setting": "all/single",
+        "rows": {"t2_base": {"table": 2}, "t2_full": {"table": 2}}}))
+    trained = []
+
+    def fake_train(row, folder, *a, **k):
+        trained.append(row.name)
+        _run(folder, 20.0, 10.0)
+
+    monkeypatch.setattr(sweep, "_train_run", fake_train)
+    assert main(["sweep", str(spec), "--seeds", "3", "--rows", "t2_base"]) == 0
+    assert trained == ["t2_base"]
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--seeds", "3", "--no-run"]) == 0  # collects only
+    table = capsys.readouterr().out
+    assert "| t2_base |" in table and "not run" in table.split("| t2_full |")[1]
+    assert trained == ["t2_base"]
