@@ -1,6 +1,7 @@
 """Shared test set-up: caches go to a per-session folder, never to the user's cache."""
 
 import os
+import signal
 
 import pytest
 import torch
@@ -18,6 +19,16 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("FMCNET_DATA", None)
     else:
         os.environ["FMCNET_DATA"] = old
+
+
+@pytest.fixture(autouse=True)
+def _interactive_ctrl_c():
+    """Ctrl-C as in an interactive session, whoever started the tests: a shell starts a
+    background job (`make test &`) with SIGINT ignored, and Python then leaves it ignored,
+    so the interrupt tests' `signal.raise_signal(SIGINT)` would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
