@@ -211,10 +211,9 @@ def test_bad_inputs_raise_clear_errors():
                            SimpleNamespace(sfd=False, fmc=False, fusion="none"))
 
 
-def test_fmcnet_loss_composes_the_active_terms():
-    """L = L_SFD + L_FMC + L_SFF on a hand-made output dict (no model needed)."""
-    g = torch.Generator().manual_seed(5)
-    y = torch.tensor([0, 0, 2, 2])
+def _model_output(seed: int) -> dict[str, torch.Tensor]:
+    """A hand-made FMCNet output dict for a batch of 4 (no model needed)."""
+    g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     out = {k: r(4, 6) for k in ("shared_v", "shared_i", "specific_v", "specific_i",
                                 "generated_v", "generated_i")}
@@ -222,6 +221,13 @@ def test_fmcnet_loss_composes_the_active_terms():
                                       "logits_specific_i", "logits_generated_v",
                                       "logits_generated_i", "logits_fused_v", "logits_fused_i")})
     out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
+    return out
+
+
+def test_fmcnet_loss_composes_the_active_terms():
+    """L = L_SFD + L_FMC + L_SFF on a hand-made output dict (no model needed)."""
+    y = torch.tensor([0, 0, 2, 2])
+    out = _model_output(seed=5)
     full = SimpleNamespace(sfd=True, fmc=True, fusion="sff", fmc_weight=0.5,
                            center_loss_space="raw", fc_loss_space="raw")
     total, terms = losses.fmcnet_loss(out, y, y, full)
@@ -259,15 +265,8 @@ def test_fmcnet_loss_composes_the_active_terms():
 def test_align_weight_scales_the_centre_and_alignment_terms_only():
     """`id_warmup_epochs`: at align_weight 0 the total is the identity losses alone
     (L_id, L_IC, the fused ID loss); the reported terms stay the unweighted values."""
-    g = torch.Generator().manual_seed(7)
     y = torch.tensor([0, 0, 2, 2])
-    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
-    out = {k: r(4, 6) for k in ("shared_v", "shared_i", "specific_v", "specific_i",
-                                "generated_v", "generated_i")}
-    out.update({k: r(4, 3) for k in ("logits_shared_v", "logits_shared_i", "logits_specific_v",
-                                      "logits_specific_i", "logits_generated_v",
-                                      "logits_generated_i", "logits_fused_v", "logits_fused_i")})
-    out.update(disc_fake_v=r(4), disc_fake_i=r(4), fused_v=r(4, 12), fused_i=r(4, 12))
+    out = _model_output(seed=7)
     cfg = SimpleNamespace(sfd=True, fmc=True, fusion="sff", center_loss_space="raw")
     full, terms = losses.fmcnet_loss(out, y, y, cfg)
     off, off_terms = losses.fmcnet_loss(out, y, y, cfg, align_weight=0.0)
