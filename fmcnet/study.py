@@ -111,6 +111,7 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     cfg = row.get("config") or {}
     return {
         "name": row["row"], "label": row.get("label", ""), "table": row.get("table", ""),
+        "same_as": row.get("same_as"),
         "status": row["status"], "seeds": row.get("seeds", []), "n": row.get("n", 0),
         "R1_mean": row.get("R1"), "R1_std": row.get("R1_std"),
         "mAP_mean": row.get("mAP"), "mAP_std": row.get("mAP_std"),

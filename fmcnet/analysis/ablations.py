@@ -134,23 +134,24 @@ def load_ablation_study(path: str | os.PathLike) -> tuple[list[dict[str, Any]], 
 
 
 def plot_ablation_study(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
-    """R1 and mAP of each ablation row, mean with +- std error bars (percent)."""
+    """R1 and mAP of each ablation row that has a result, mean with +- std error bars
+    (percent), labelled by the row's `label` when it has one. Rows that reuse another
+    row's model (`same_as`) or have no result yet are left out."""
+    rows = [r for r in rows if r.get("R1_mean") is not None and not r.get("same_as")]
     x = np.arange(len(rows))
-    fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2.5), 4.0), layout="constrained")
+    fig = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2.5), 4.0), layout="constrained")
     ax = fig.add_subplot()
+    top = 0.0
     for offset, metric, color in ((-0.2, "R1", "#1f77b4"), (0.2, "mAP", "#ff7f0e")):
-        # a row without a result (not yet run) stays empty; one seed has no std
-        mean = [_number(r[f"{metric}_mean"]) for r in rows]
+        mean = [float(r[f"{metric}_mean"]) for r in rows]
         std = [0.0 if r[f"{metric}_std"] is None else float(r[f"{metric}_std"]) for r in rows]
         ax.bar(x + offset, mean, width=0.4, yerr=std, capsize=3, label=metric, color=color)
-    ax.set_xticks(x, [str(r["name"]) for r in rows], rotation=30, ha="right", fontsize=8)
+        top = max([top, *(m + s for m, s in zip(mean, std))])
+    ax.set_xticks(x, [str(r.get("label") or r["name"]) for r in rows], rotation=20, ha="right",
+                  fontsize=8)
     ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, max(10.0, 1.2 * top))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "ablations (mean +- std)", fontsize=10)
     return fig
-
-
-def _number(value: Any) -> float:
-    return float("nan") if value is None else float(value)
