@@ -128,7 +128,9 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ensure_synthetic_caches_and_keys(tmp_path, monkeypatch):
+@pytest.fixture
+def synthesize_calls(tmp_path, monkeypatch):
+    """`synthesize` at 32x16 into a cache under tmp_path; the list of its calls' keywords."""
     monkeypatch.setenv("FMCNET_DATA", str(tmp_path))
     calls = []
     real = synthetic.synthesize
@@ -139,6 +141,11 @@ def test_ensure_synthetic_caches_and_keys(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synthetic, "synthesize", counted)
     monkeypatch.setattr(synthetic, "DEFAULT_IMAGE_SIZE", (32, 16))
+    return calls
+
+
+def test_ensure_synthetic_caches_and_keys(synthesize_calls, tmp_path):
+    calls = synthesize_calls
     cfg = make_config("smoke", synthetic_identities=6, synthetic_images_per_camera=1)
     first = ensure_synthetic(cfg)
     assert first.parent == tmp_path and first.name.startswith("synthetic-")
@@ -241,17 +248,8 @@ def test_configuration_defaults_are_the_generators():
     assert Config().synthetic_cross_modal_predictability == synthetic.CROSS_MODAL_PREDICTABILITY
 
 
-def test_ensure_synthetic_uses_the_configured_knobs(tmp_path, monkeypatch):
-    monkeypatch.setenv("FMCNET_DATA", str(tmp_path))
-    calls = []
-    real = synthetic.synthesize
-
-    def counted(out, **kw):
-        calls.append(kw)
-        return real(out, **dict(kw, image_size=(32, 16)))
-
-    monkeypatch.setattr(synthetic, "synthesize", counted)
-    monkeypatch.setattr(synthetic, "DEFAULT_IMAGE_SIZE", (32, 16))
+def test_ensure_synthetic_uses_the_configured_knobs(synthesize_calls):
+    calls = synthesize_calls
     base = dict(synthetic_identities=6, synthetic_images_per_camera=1)
     default = ensure_synthetic(make_config("smoke", **base))
     coupled = ensure_synthetic(make_config("smoke", **base, synthetic_thermal_coupling=0.9,
