@@ -106,10 +106,11 @@ class NonFiniteLoss(FMCNetError):
 
 
 def align_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
-    """The weight of the centre and alignment terms at `global_step`: a linear ramp from 0
-    to 1 over `id_warmup_epochs` (identity losses only at first), then 1 (the paper)."""
+    """The weight of the centre and alignment terms at `global_step`: `align_weight` (1 in
+    the paper), reached by a linear ramp from 0 over `id_warmup_epochs` (identity losses
+    only at first)."""
     ramp = cfg.id_warmup_epochs * steps_per_epoch
-    return 1.0 if global_step >= ramp else global_step / ramp
+    return cfg.align_weight * (1.0 if global_step >= ramp else global_step / ramp)
 
 
 def lr_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
@@ -688,7 +689,7 @@ def train(
     set_backend_flags(device)
     # Before any data is loaded: a run that asked for ImageNet weights never trains without.
     init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
-                            pretrained_path=cfg.pretrained_path)
+                            pretrained_path=cfg.pretrained_path, width=cfg.backbone_width)
     if is_main:
         print(_describe_init(init, cfg))
 
@@ -804,9 +805,9 @@ def train(
         record = {
             "epoch": epoch + 1, "step": step_in_epoch, "global_step": global_step,
             "lr": optimizer.param_groups[1]["lr"],
-            # the ramp of `id_warmup_epochs` at the interval's last step
+            # `align_weight` (and the ramp of `id_warmup_epochs`) at the interval's last step
             **({"align_weight": align_factor(cfg, global_step - 1, steps_per_epoch)}
-               if cfg.id_warmup_epochs else {}),
+               if cfg.id_warmup_epochs or cfg.align_weight != 1 else {}),
             # loss terms as loss/<name>; "disc_acc" and "hinge/<term>" are not losses
             **{n if n == "disc_acc" or "/" in n else f"loss/{n}": float(v)
                for n, v in zip(term_names, values.mean(0))},

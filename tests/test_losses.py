@@ -288,6 +288,11 @@ def test_align_factor_ramps_over_the_identity_warm_up():
     cfg = make_config("smoke", id_warmup_epochs=2)
     assert [align_factor(cfg, s, 10) for s in (0, 5, 10, 19, 20, 50)] == [
         0.0, 0.25, 0.5, 0.95, 1.0, 1.0]
+    # `align_weight` is where the ramp ends, and the constant weight without one
+    cfg = make_config("smoke", id_warmup_epochs=2, align_weight=0.1)
+    assert [align_factor(cfg, s, 10) for s in (0, 10, 20, 50)] == pytest.approx(
+        [0.0, 0.05, 0.1, 0.1])
+    assert align_factor(make_config("smoke", align_weight=0.25), 0, 10) == 0.25
 
 
 def test_fmcnet_loss_uses_the_configured_constants():

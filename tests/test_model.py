@@ -300,3 +300,45 @@ def test_resnet50_full_model_forward_backward_at_paper_size():
     trained = model.parameter_groups()["pretrained"] + model.parameter_groups()["new"]
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained
                if p.requires_grad)
+
+
+def test_backbone_width_scales_every_stage_and_the_features():
+    from fmcnet.model.backbone import feature_dim, narrow_resnet
+
+    standard = narrow_resnet("resnet18", 64)
+    reference = torchvision.models.resnet18(weights=None)
+    assert {k: v.shape for k, v in standard.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}  # 64 is torchvision's network
+    narrow = narrow_resnet("resnet18", 16)
+    assert narrow.conv1.out_channels == 16
+    assert [getattr(narrow, f"layer{i}")[-1].conv2.out_channels for i in range(1, 5)] == [
+        16, 32, 64, 128]
+    assert feature_dim("resnet18", 16) == 128 and feature_dim("resnet50", 32) == 1024
+    torch.manual_seed(0)
+    model = FMCNet(4, backbone="resnet18", backbone_width=16, generator_hidden=32).eval()
+    assert model.sfd.dim == 128 and model.feature_dim == 256
+    with torch.no_grad():
+        out = model(images(), images())
+        assert out["shared_v"].shape == (4, 128) and out["fused_v"].shape == (4, 256)
+        assert model.embed(images(), "visible").shape == (4, 256)
+    narrow_params = sum(p.numel() for p in model.parameters())
+    full_params = sum(p.numel() for p in tiny().parameters())
+    assert narrow_params < full_params / 10  # channels / 4 -> about 1/16 of the weights
+
+
+def test_narrow_backbone_has_no_imagenet_weights_but_loads_its_own_file(tmp_path):
+    from fmcnet.config import ConfigError
+    from fmcnet.model.backbone import build_resnet, narrow_resnet
+
+    with pytest.raises(ConfigError, match="backbone_width=16 has no ImageNet weights"):
+        make_config("quick", backbone_width=16, pretrained=True)
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        make_config("quick", backbone_width=20)
+    with pytest.raises(FMCNetError, match="needs backbone_width=64"):
+        check_pretrained("resnet18", pretrained=True, width=16)
+    torch.manual_seed(1)
+    saved = narrow_resnet("resnet18", 16).state_dict()
+    torch.save(saved, tmp_path / "narrow.pt")
+    resnet, source = build_resnet("resnet18", pretrained_path=tmp_path / "narrow.pt", width=16)
+    assert source.startswith("file:")
+    assert all(torch.equal(resnet.state_dict()[k], v) for k, v in saved.items())

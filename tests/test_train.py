@@ -190,11 +190,12 @@ def test_an_unreadable_checkpoint_is_explained_without_torch_advice(tmp_path):
     assert "never contains" in str(info.value) and "evil.pt" in str(info.value)
 
 
+@pytest.mark.parametrize("weight", [1.0, 0.5])
 def test_identity_warm_up_ramps_the_alignment_terms_in_training(
-    tmp_path, synthetic_dataset, monkeypatch
+    tmp_path, synthetic_dataset, monkeypatch, weight
 ):
-    """`id_warmup_epochs`: the loop hands the loss the ramp of `align_factor`, step by
-    step, and the metrics records carry it."""
+    """`id_warmup_epochs` / `align_weight`: the loop hands the loss the ramp of
+    `align_factor` up to `align_weight`, step by step, and the metrics records carry it."""
     real_loss, weights = train_mod.fmcnet_loss, []
 
     def recorded(out, y_v, y_i, cfg, align_weight=1.0):
@@ -202,9 +203,10 @@ def test_identity_warm_up_ramps_the_alignment_terms_in_training(
         return real_loss(out, y_v, y_i, cfg, align_weight=align_weight)
 
     monkeypatch.setattr(train_mod, "fmcnet_loss", recorded)
-    cfg = smoke(epochs=3, steps_per_epoch=2, log_every=1, id_warmup_epochs=2)
+    cfg = smoke(epochs=3, steps_per_epoch=2, log_every=1, id_warmup_epochs=2,
+                align_weight=weight)
     train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
-    assert weights == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert weights == [weight * w for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.0)]
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert [r["align_weight"] for r in records] == weights
 

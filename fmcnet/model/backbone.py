@@ -28,15 +28,32 @@ _WEIGHTS = {
 }
 
 
-def feature_dim(name: str) -> int:
-    """Width of the pooled tail output (2048 for ResNet-50, 512 for ResNet-18/34)."""
+STANDARD_WIDTH = 64  # channels of torchvision's stem and layer1 (ImageNet weights exist)
+
+
+def feature_dim(name: str, width: int = STANDARD_WIDTH) -> int:
+    """Width of the pooled tail output: 2048 for ResNet-50, 512 for ResNet-18/34 at the
+    standard width; every layer scales with `width` (the stem's channel count)."""
     _check_name(name)
-    return FEATURE_DIMS[name]
+    return FEATURE_DIMS[name] * width // STANDARD_WIDTH
 
 
 def _check_name(name: str) -> None:
     if name not in FEATURE_DIMS:
         raise ValueError(f"backbone must be one of {sorted(FEATURE_DIMS)}, got {name!r}")
+
+
+def _check_width(name: str, width: int, *, pretrained: bool,
+                 pretrained_path: str | os.PathLike | None) -> None:
+    _check_name(name)
+    if width < 8 or width % 8:
+        raise FMCNetError(f"backbone_width must be a positive multiple of 8, got {width}")
+    if width != STANDARD_WIDTH and pretrained and pretrained_path is None:
+        raise FMCNetError(
+            f"pretrained=true needs backbone_width={STANDARD_WIDTH}: ImageNet weights exist "
+            f"only for the standard {name}, not for width {width}. Set backbone_width="
+            f"{STANDARD_WIDTH}, or pretrained=false to train the narrow network from random init"
+        )
 
 
 class ResNetFront(nn.Module):
@@ -161,7 +178,8 @@ def weights_source(name: str, *, pretrained: bool,
 
 
 def check_pretrained(name: str, *, pretrained: bool,
-                     pretrained_path: str | os.PathLike | None = None) -> str:
+                     pretrained_path: str | os.PathLike | None = None,
+                     width: int = STANDARD_WIDTH) -> str:
     """Where the backbone weights will come from, checked before any work is done.
 
     Returns "file:<path>", "imagenet:<file name>" or "random" (only when `pretrained` is
@@ -169,6 +187,7 @@ def check_pretrained(name: str, *, pretrained: bool,
     so a run stops before it loads data or trains -- never silently from random init.
     """
     _check_name(name)
+    _check_width(name, width, pretrained=pretrained, pretrained_path=pretrained_path)
     if pretrained_path is not None:
         path = Path(pretrained_path).expanduser()
         if not path.is_file():
@@ -196,21 +215,50 @@ def imagenet_weights(name: str) -> tuple[dict[str, torch.Tensor] | None, str]:
         return None, f"{cached} could not be read ({exc})"
 
 
+def narrow_resnet(name: str, width: int) -> torchvision.models.ResNet:
+    """A randomly initialised torchvision ResNet whose every stage has `width / 64` of the
+    standard channels (stem `width`, layer1..4 `width`, 2x, 4x, 8x; bottleneck expansion
+    kept). Not in the paper: a cheaper network for CPU training from random init."""
+    _check_width(name, width, pretrained=False, pretrained_path=None)
+    resnet = getattr(torchvision.models, name)(weights=None)
+    if width == STANDARD_WIDTH:
+        return resnet
+    block = type(resnet.layer1[0])
+    depths = [len(getattr(resnet, f"layer{i}")) for i in range(1, 5)]
+    resnet.inplanes = width
+    resnet.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    resnet.bn1 = nn.BatchNorm2d(width)
+    for i, depth in enumerate(depths):
+        # torchvision's own layer builder, so block layout and names stay its own.
+        layer = resnet._make_layer(block, width * 2**i, depth, stride=1 if i == 0 else 2)
+        setattr(resnet, f"layer{i + 1}", layer)
+    resnet.fc = nn.Linear(width * 8 * block.expansion, 1000)
+    for m in resnet.modules():  # torchvision's initialisation of a fresh ResNet
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return resnet
+
+
 def build_resnet(
     name: str = "resnet50",
     *,
     pretrained: bool = False,
     pretrained_path: str | os.PathLike | None = None,
+    width: int = STANDARD_WIDTH,
 ) -> tuple[torchvision.models.ResNet, str]:
     """A torchvision ResNet holding the requested weights, and where they came from.
 
     Returns `(resnet, source)` with source "file:<path>", "imagenet:<file name>" or
     "random". Requested weights that are missing or unusable raise FMCNetError (an
     explicit `pretrained_path`, or `pretrained=True` without the file in the torch hub
-    cache): random init happens only when asked for (`pretrained=False`).
+    cache): random init happens only when asked for (`pretrained=False`). A `width`
+    other than 64 exists only from random init or from a file saved at that width.
     """
-    _check_name(name)
-    resnet = getattr(torchvision.models, name)(weights=None)
+    _check_width(name, width, pretrained=pretrained, pretrained_path=pretrained_path)
+    resnet = narrow_resnet(name, width)
     if pretrained_path is not None:
         load_state_dict_file(resnet, pretrained_path)
         return resnet, f"file:{pretrained_path}"

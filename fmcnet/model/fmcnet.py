@@ -41,6 +41,7 @@ class FMCNet(nn.Module):
         num_classes: int,
         *,
         backbone: str = "resnet50",
+        backbone_width: int = 64,
         pretrained: bool = False,
         pretrained_path: str | os.PathLike | None = None,
         last_stride: int = 1,
@@ -63,7 +64,7 @@ class FMCNet(nn.Module):
         self.num_classes = num_classes
         self.fusion = fusion
         self.sfd = SFD(
-            num_classes, backbone=backbone, pretrained=pretrained,
+            num_classes, backbone=backbone, width=backbone_width, pretrained=pretrained,
             pretrained_path=pretrained_path, last_stride=last_stride, bnneck=bnneck, specific=sfd,
         )
         self.pretrained_source: str = self.sfd.pretrained_source
@@ -79,6 +80,7 @@ class FMCNet(nn.Module):
         return cls(
             num_classes,
             backbone=cfg.backbone,
+            backbone_width=cfg.backbone_width,
             pretrained=cfg.pretrained,
             pretrained_path=cfg.pretrained_path,
             last_stride=cfg.last_stride,

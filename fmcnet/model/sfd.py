@@ -68,6 +68,7 @@ class SFD(nn.Module):
         num_classes: int,
         *,
         backbone: str = "resnet50",
+        width: int = 64,
         pretrained: bool = False,
         pretrained_path: str | os.PathLike | None = None,
         last_stride: int = 1,
@@ -76,9 +77,9 @@ class SFD(nn.Module):
     ) -> None:
         super().__init__()
         resnet, self.pretrained_source = build_resnet(
-            backbone, pretrained=pretrained, pretrained_path=pretrained_path,
+            backbone, pretrained=pretrained, pretrained_path=pretrained_path, width=width,
         )
-        self.dim = feature_dim(backbone)
+        self.dim = feature_dim(backbone, width)
         # Every ResNet part is a copy of the same (pre-trained) network.
         self.encoder_v = ResNetFront(resnet)  # E_V
         self.encoder_i = ResNetFront(resnet)  # E_I
