@@ -9,7 +9,8 @@ when torch loads the runtime), in interleaved rounds, so the ratios come from on
   optimizer) of the quick step;
 * fp32 vs bf16 autocast (`cpu_amp`), with whether the CPU has native bf16
   (`avx512_bf16` / `amx_bf16` in /proc/cpuinfo);
-* channels_last model vs NCHW; image size 64x32 / 96x48 (quick) / 128x64;
+* channels_last model vs NCHW; the quick profile (ResNet-18 at width 16, 64x32) against the
+  full-width network, 96x48 images, and both together (the quick profile before 4b8ca8b);
 * torch threads 1 vs 2 with OMP_WAIT_POLICY unset / PASSIVE, each on the machine as it is
   ("idle") and with competing CPU-bound processes that this script starts and stops;
 * whether the wait policy takes effect: CPU seconds a process burns while its main
@@ -31,8 +32,10 @@ from typing import Any
 
 from common import cpu_model, environment, finish, load_average, log, median, parser, rounded
 
+from fmcnet.config import make_config
+
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"64x32": (64, 32), "96x48": (96, 48), "128x64": (128, 64)}
+SIZES = {"64x32": (64, 32), "96x48": (96, 48)}
 THREADS = (("t1", 1, None), ("t2", 2, None), ("t2_passive", 2, "PASSIVE"))
 
 
@@ -101,7 +104,7 @@ def extraction(spec: dict[str, Any]) -> dict[str, Any]:
     from fmcnet.model import FMCNet
 
     h, w = spec["size"]
-    cfg = make_config("quick", pretrained=False, progress=False, device="cpu", height=h, width=w)
+    cfg = make_config("quick", progress=False, device="cpu", height=h, width=w)
     model = FMCNet.from_config(cfg, 200).to(memory_format=torch.channels_last)
     images = np.random.default_rng(0).integers(0, 256, (spec["images"], h, w, 3),
                                                dtype=np.uint8)
@@ -195,21 +198,25 @@ def main() -> None:
     tiny = args.tiny
     rounds = args.repeats or (1 if tiny or args.quick else 2)
     steps = args.steps or (1 if tiny else (2 if args.quick else 3))
-    size_names = ("64x32", "96x48", "128x64")
-    base_size = (32, 16) if tiny else SIZES["96x48"]
-    sizes = {n: ((16 + 16 * i, 8 + 8 * i) if tiny else SIZES[n]) for i, n in enumerate(size_names)}
+    quick = make_config("quick")
+    base_size = (32, 16) if tiny else (quick.height, quick.width)
+    larger = (48, 24) if tiny else SIZES["96x48"]
+    small = {"num_identities": 2, "num_instances": 2} if tiny else {}
     base = {"kind": "step", "threads": 1, "size": base_size, "channels_last": True,
-            "cpu_amp": False, "steps": steps,
-            "overrides": {"num_identities": 2, "num_instances": 2} if tiny else {}}
+            "cpu_amp": False, "steps": steps, "overrides": small}
+    full_width = {"overrides": {**small, "backbone_width": 64}}
     variants = {
-        "fp32_channels_last_96x48": {},  # the quick profile as train() runs it
+        "quick": {},  # the quick profile as train() runs it
         "nchw": {"channels_last": False},
         # one timed step: without native bf16 a step takes ~10x longer than in fp32
         "bf16_autocast": {"cpu_amp": True, "steps": 1},
-        "size_64x32": {"size": sizes["64x32"]},
-        "size_128x64": {"size": sizes["128x64"]},
+        "size_96x48": {"size": larger},
+        "full_width": full_width,
+        # the quick profile before 4b8ca8b: the full-width network at 96x48
+        "previous_quick": {"size": larger, **full_width},
     }
-    result["setting"] = (f"quick profile step (ResNet-18, P=8 x K=4 per modality, 64 images), "
+    result["setting"] = (f"quick profile step (ResNet-18 at width {quick.backbone_width}, "
+                         f"{quick.height}x{quick.width}, P=8 x K=4 per modality, 64 images), "
                          f"{steps} timed steps per worker after 1 warm-up, {rounds} interleaved "
                          "rounds; variants at 1 torch thread; thread runs with 2 threads")
     log(f"demo_step on {result['cpu']} ({result['cores']} cores), {rounds} round(s)")
@@ -228,8 +235,8 @@ def main() -> None:
             log(f"  round {r + 1}: {name}")
             runs[name].append(run_worker({**base, **variants[name]}, None))
     step_s = {k: median([x["step_s"] for x in v]) for k, v in runs.items()}
-    ref = step_s["fp32_channels_last_96x48"]
-    ref_run = runs["fp32_channels_last_96x48"]
+    ref = step_s["quick"]
+    ref_run = runs["quick"]
     result["phases_ms"] = {k: rounded(median([x["phases_s"][k] for x in ref_run]) * 1e3)
                            for k in ref_run[0]["phases_s"]}
     result["phases_share"] = {k: rounded(v / (ref * 1e3)) for k, v in result["phases_ms"].items()}
@@ -238,8 +245,9 @@ def main() -> None:
                               "speed_vs_quick": rounded(ref / v)} for k, v in step_s.items()}
     result["bf16_vs_fp32_ratio"] = rounded(ref / step_s["bf16_autocast"])
     result["nchw_vs_channels_last_ratio"] = rounded(ref / step_s["nchw"])
-    result["size_64x32_vs_96x48_ratio"] = rounded(ref / step_s["size_64x32"])
-    result["size_128x64_vs_96x48_ratio"] = rounded(ref / step_s["size_128x64"])
+    result["quick_vs_size_96x48_ratio"] = rounded(step_s["size_96x48"] / ref)
+    result["quick_vs_full_width_ratio"] = rounded(step_s["full_width"] / ref)
+    result["quick_vs_previous_quick_ratio"] = rounded(step_s["previous_quick"] / ref)
 
     # 2. threads x wait policy, idle and loaded, interleaved
     thread_runs: dict[str, list[dict]] = {}

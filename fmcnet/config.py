@@ -247,11 +247,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         # and the margins reachable: on raw GAP features the alpha/beta pulls collapsed the
         # features before any identity was learnt (ID loss at chance for 168 steps), on
         # the unit sphere (l2) the same run reached R1 6.2 %, on a sphere of radius 2
-        # 11.5 % (realistic synthetic set, seed 0, 10 AGW trials; docs/method_readings.md).
+        # 11.5 % (the previous quick profile: full width, 96x48, 288 steps at 2e-4;
+        # realistic synthetic set, seed 0, 10 AGW trials; docs/method_readings.md).
         "center_loss_space": "scaled",
         "center_loss_scale": 2.0,
         # Under Adam omega moves by at most ~its LR per step: at 0.1x it could not leave
-        # (0.5, 0.5) in 288 steps; at 10x it went to (0.25, 0.26) (same run).
+        # (0.5, 0.5) in 288 steps at 2e-4; at 10x it went to (0.25, 0.26) (same run).
         "omega_lr_mult": 10.0,
         "generator_hidden": 256,
         "checkpoint_every": 5,

@@ -51,8 +51,8 @@ from fmcnet.utils import (
 # Configuration keys that change the network's shape or the meaning of its weights:
 # a checkpoint must agree on all of them to be evaluated.
 MODEL_KEYS = (
-    "backbone", "last_stride", "bnneck", "generator_hidden", "sfd", "fmc", "fusion",
-    "height", "width",
+    "backbone", "backbone_width", "last_stride", "bnneck", "generator_hidden", "sfd", "fmc",
+    "fusion", "height", "width",
 )
 # The keys a resumed run may change: every other `Config` field (loss switches and
 # constants, optimizer, schedule, augmentation, data, model, seed, ...) must match the

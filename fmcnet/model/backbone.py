@@ -5,7 +5,8 @@ blocks", separate weights per modality); E^V_sp, E^I_sp and E_sh are layer3 + la
 global average pooling ("last two blocks", three independent copies). Every one of these
 parts starts from the same ImageNet weights. Module names inside `ResNetFront` and
 `ResNetTail` are torchvision's (`conv1`, `layer3`, ...) so their state dicts are slices of
-a torchvision ResNet state dict.
+a torchvision ResNet state dict. `backbone_width` (not in the paper) narrows every stage
+for CPU training from random init; only the standard width 64 has ImageNet weights.
 """
 
 from __future__ import annotations
@@ -186,7 +187,6 @@ def check_pretrained(name: str, *, pretrained: bool,
     false and no file is given). Raises FMCNetError when the requested weights are missing,
     so a run stops before it loads data or trains -- never silently from random init.
     """
-    _check_name(name)
     _check_width(name, width, pretrained=pretrained, pretrained_path=pretrained_path)
     if pretrained_path is not None:
         path = Path(pretrained_path).expanduser()
