@@ -348,7 +348,7 @@ def _optimise_features_under_md(space: str, scale: float, steps: int = 200, *,
 def test_the_profiles_md_geometry_is_satisfiable(profile):
     """The MD terms each profile switches on can all hold in its centre-loss space:
     optimising the features alone drives every L_sps (and, when on, L_dc) hinge to 0
-    (docs/method_readings.md). `quick` has L_dc off, so its unit-sphere space is fine."""
+    (docs/method_readings.md)."""
     from fmcnet.config import make_config
 
     cfg = make_config(profile)
