@@ -162,6 +162,10 @@ class Config:
     cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
+    # torch's intra-op threads when training on the CPU; 0 = torch's default (one per
+    # core). With `python -m fmcnet`'s OMP_WAIT_POLICY=PASSIVE a small network's many
+    # short operations pay a thread wake-up each (bench/demo_step.py, BENCHMARKS.md).
+    cpu_threads: int = 0
 
     # ---- checkpoints and logging -------------------------------------------------
     checkpoint_every: int = 10  # epochs
@@ -251,6 +255,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         # Under Adam omega moves by at most ~its LR per step: at 0.1x it could not leave
         # (0.5, 0.5) in 288 steps at 2e-4; at 10x it went to (0.25, 0.26) (same run).
         "omega_lr_mult": 10.0,
+        # One thread: this network's step is many short operations. Measured in one run
+        # (bench/demo_step.py, 2-core AMD EPYC): 1 thread 147 ms idle / 179 ms with a
+        # competing process; 2 threads with the OMP_WAIT_POLICY=PASSIVE that
+        # `python -m fmcnet` sets 207 / 214 ms; 2 threads spinning 128 / 387 ms.
+        "cpu_threads": 1,
         "generator_hidden": 256,
         "checkpoint_every": 5,
         "trials": 10,
@@ -485,6 +494,7 @@ RANGES: dict[str, Range] = {
     "warmup_epochs": _NON_NEGATIVE,
     "id_warmup_epochs": _NON_NEGATIVE,
     "align_weight": _NON_NEGATIVE,
+    "cpu_threads": _NON_NEGATIVE,
     "lr_milestones": _at_least(1),
     "lr_gamma": _POSITIVE,
     "momentum": Range(0, 1, hi_open=True),

@@ -63,6 +63,7 @@ RESUME_SAFE_KEYS = {
               "(it may not fall below the epochs already completed)",
     "device": "where the same computation runs",
     "compile": "speed only",
+    "cpu_threads": "speed only",
     "channels_last": "memory layout only",
     "data_on_device": "where the training images are kept",
     "data_root": "the same data moved (the training identities and counts are still checked)",
@@ -160,11 +161,14 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> N
         group["lr"] = base_lr * group["lr_mult"] * factor
 
 
-def set_backend_flags(device: torch.device) -> None:
+def set_backend_flags(device: torch.device, cpu_threads: int = 0) -> None:
     """Every training batch has the same shape: cuDNN times its convolution algorithms
-    for it once and keeps the fastest (measured by `python -m fmcnet gpu-check`)."""
+    for it once and keeps the fastest (measured by `python -m fmcnet gpu-check`). On the
+    CPU, `cpu_threads` > 0 sets torch's intra-op threads (the `cpu_threads` setting)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    elif cpu_threads:
+        torch.set_num_threads(cpu_threads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -686,7 +690,7 @@ def train(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     seed_everything(cfg.seed + rank)
-    set_backend_flags(device)
+    set_backend_flags(device, cfg.cpu_threads)
     # Before any data is loaded: a run that asked for ImageNet weights never trains without.
     init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
                             pretrained_path=cfg.pretrained_path, width=cfg.backbone_width)

@@ -308,3 +308,14 @@ def test_two_process_gloo_ddp(tmp_path, synthetic_root):
     assert len(disc) == 4  # weight and bias of D_{V->I} and D_{I->V}
     for k in ranks[0]:
         torch.testing.assert_close(ranks[0][k], ranks[1][k], rtol=0.0, atol=1e-6, msg=k)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_cpu_threads_sets_torchs_threads_for_training(tmp_path, synthetic_dataset, monkeypatch,
+                                                      threads):
+    """`cpu_threads` > 0 sets torch's intra-op threads on the CPU; 0 leaves torch's default."""
+    calls = []
+    monkeypatch.setattr(train_mod.torch, "set_num_threads", calls.append)
+    cfg = smoke(epochs=1, steps_per_epoch=1, cpu_threads=threads, device="cpu")
+    train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
+    assert calls == ([threads] if threads else [])
