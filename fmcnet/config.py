@@ -162,8 +162,8 @@ class Config:
     cpu_amp: bool = False
     channels_last: bool = True
     compile: bool = False
-    # torch's intra-op threads when training on the CPU; 0 = torch's default (one per
-    # core). With `python -m fmcnet`'s OMP_WAIT_POLICY=PASSIVE a small network's many
+    # torch's intra-op threads when training on the CPU (process-wide: evaluation in the
+    # same process keeps them); 0 = torch's default (one per core). With `python -m fmcnet`'s OMP_WAIT_POLICY=PASSIVE a small network's many
     # short operations pay a thread wake-up each (bench/demo_step.py, BENCHMARKS.md).
     cpu_threads: int = 0
 
@@ -213,9 +213,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         # No ImageNet weights on a CPU demo machine: random init, on purpose (logged).
         "pretrained": False,
-        # A quarter of ResNet-18's channels at 64x32: 13x the images/s of the full-width
-        # network at 96x48 for the full model on this 2-core CPU (1.61 -> 0.12 s per step),
-        # so 1200 steps fit where 288 did. From random init the narrow network learns as
+        # A quarter of ResNet-18's channels at 64x32: the full model's step is 18.8x as
+        # fast as the full-width network's at 96x48 on this 2-core CPU (1 thread, 2.87 ->
+        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 1200 steps fit where 288 did. From random init the narrow network learns as
         # well: Base, realistic synthetic set, seed 0, all-search R1 / mAP (10 AGW trials):
         # full width 96x48 288 steps at 2e-4, 6.2 +- 2.7 / 16.0 +- 4.3 (seeds 0, 1); width
         # 16 96x48 600 steps at 1e-3, 11.7 / 20.6; 1200 steps 15.8 / 26.2; 64x32 1200
@@ -238,8 +238,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         # From random init at the paper's weight 1 the centre and alignment terms (sums
         # over the batch's identities) drive F_sh to a constant and omega to 0 before any
         # identity is learnt: fused ID loss at chance for 600 steps, R1 at chance (2.5 %
-        # with 40 test identities). At 0.1 the same; at 0.03 every branch learns and the
-        # margins come to hold (hinge activity 0 at the end); docs/method_readings.md.
+        # with 40 test identities). At 0.1 the features collapsed later in the run (R1
+        # 1.2 %); at 0.03 every branch learns and the margins come to hold (hinge
+        # activity 0 at the end); docs/method_readings.md.
         "align_weight": 0.03,
         # L_dc stays on (the full model). With the previous quick profile it cost the
         # retrieval feature 6.7 mAP points; with this one it is +4.2 R1 / +3.2 mAP, within
