@@ -86,6 +86,23 @@ def test_identity_consistency_reaches_generator_and_infrared_classifier(full):
         assert untouched(part)
 
 
+@pytest.mark.parametrize("detached", [False, True])
+def test_fmc_detach_input_keeps_the_compensation_losses_out_of_the_shared_encoder(detached):
+    """`fmc_detach_input`: L_GAN, L_IC and L_FC train the generators either way; they reach
+    E_sh and the fronts only when the generators read F_sh attached (the default)."""
+    model = tiny(fmc_detach_input=detached)
+    out = fresh_forward(model)
+    loss = (generator_adversarial_loss(out["disc_fake_i"])
+            + identity_consistency_loss(out["logits_generated_i"], LABELS)
+            + feature_consistency_loss(out["generated_i"], out["specific_i"], LABELS))
+    loss.backward()
+    assert reached(model.fmc.generator_v2i)
+    for part in (model.sfd.shared_encoder, model.sfd.encoder_v):
+        assert untouched(part) if detached else reached(part)
+    assert make_config("quick", fmc_detach_input=True).fmc_detach_input
+    assert FMCNet.from_config(make_config("smoke", fmc_detach_input=True), 4).fmc_detach_input
+
+
 def test_feature_consistency_targets_are_detached(full):
     out = fresh_forward(full)
     feature_consistency_loss(out["generated_i"], out["specific_i"], LABELS).backward()

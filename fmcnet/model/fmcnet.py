@@ -47,6 +47,7 @@ class FMCNet(nn.Module):
         last_stride: int = 1,
         bnneck: bool = False,
         generator_hidden: int = 1024,
+        fmc_detach_input: bool = False,
         omega_init: tuple[float, float] = (0.5, 0.5),
         sfd: bool = True,
         fmc: bool = True,
@@ -70,6 +71,8 @@ class FMCNet(nn.Module):
         self.pretrained_source: str = self.sfd.pretrained_source
         dim = self.sfd.dim
         self.fmc = FMC(dim, generator_hidden) if fmc else None
+        # True: the generators read F_sh detached, so L_FMC trains G but not E_sh
+        self.fmc_detach_input = fmc_detach_input
         self.sff = SFF(dim, num_classes, tuple(omega_init), bnneck) if fusion == "sff" else None
         # Retrieval width: F_fp (2C), Cat(F_sh, V-specific, I-specific) (3C) or F_sh (C).
         self.feature_dim: int = {"sff": 2 * dim, "concat": 3 * dim, "none": dim}[fusion]
@@ -86,6 +89,7 @@ class FMCNet(nn.Module):
             last_stride=cfg.last_stride,
             bnneck=cfg.bnneck,
             generator_hidden=cfg.generator_hidden,
+            fmc_detach_input=cfg.fmc_detach_input,
             omega_init=tuple(cfg.omega_init),
             sfd=cfg.sfd,
             fmc=cfg.fmc,
@@ -109,8 +113,11 @@ class FMCNet(nn.Module):
             )
         out = self.sfd(x_v, x_i)
         if self.fmc is not None:
-            generated_i = self.fmc.generate(out["shared_v"], "visible")  # F'_sp,I
-            generated_v = self.fmc.generate(out["shared_i"], "infrared")  # F'_sp,V
+            source_v, source_i = out["shared_v"], out["shared_i"]
+            if self.fmc_detach_input:
+                source_v, source_i = source_v.detach(), source_i.detach()
+            generated_i = self.fmc.generate(source_v, "visible")  # F'_sp,I
+            generated_v = self.fmc.generate(source_i, "infrared")  # F'_sp,V
             out["generated_i"] = generated_i
             out["generated_v"] = generated_v
             out["logits_generated_i"] = self.sfd.classify_specific(generated_i, "infrared")
