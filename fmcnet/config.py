@@ -86,7 +86,8 @@ class Config:
     # shared encoder through the generators' input F_sh. False = it does (the loss is
     # minimised over every parameter); True = the generators read F_sh detached. Measured
     # on the synthetic set from random init (docs/method_readings.md): detached, the full
-    # model's R1 rose from 6.0 / 14.5 % to 23.4 / 18.1 % (seeds 0 / 1).
+    # model's R1 went from 11.1 +- 4.5 to 18.2 +- 5.1 % (seeds 0-2; higher on every seed,
+    # within the spread).
     fmc_detach_input: bool = False
     # SFF weights (w1, w2) of the V-specific and I-specific kinds (Eq. 15, read as in
     # docs/method_readings.md). Choice: equal, so F_fu starts as the mean of the two kinds.
