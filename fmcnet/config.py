@@ -239,7 +239,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "warmup_epochs": 1,
         "optimizer": "adam",
         # The narrow network from random init wants a larger step than the full-width one
-        # (Base, width 16, 600 steps, seed 0: 2e-4 R1 3.2 %, 1e-3 11.7 %, 3e-3 9.4 %).
+        # (Base, width 16, 96x48, 600 steps, seed 0: 2e-4 R1 3.2 %, 1e-3 11.7 %, 3e-3 9.4 %).
         "lr": 1e-3,
         "lr_milestones": (38, 46),
         # From random init at the paper's weight 1 the centre and alignment terms (sums
@@ -581,7 +581,11 @@ def validate(cfg: Config) -> None:
     if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum == 0:
         raise ConfigError("nesterov=true needs momentum > 0; set nesterov=false or a momentum")
     if cfg.backbone_width % 8:
-        raise ConfigError(f"backbone_width must be a multiple of 8, got {cfg.backbone_width}")
+        raise ConfigError(
+            f"backbone_width must be a multiple of 8, got {cfg.backbone_width}; use e.g. 16 "
+            "(the quick profile), 32, or 64 (the standard network, the only one with "
+            "ImageNet weights)"
+        )
     if cfg.backbone_width != 64 and cfg.pretrained and cfg.pretrained_path is None:
         raise ConfigError(
             f"backbone_width={cfg.backbone_width} has no ImageNet weights (only 64 does); "
