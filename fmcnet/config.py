@@ -158,7 +158,13 @@ class Config:
     nesterov: bool = True
     pretrained_lr_mult: float = 0.1  # pre-trained ResNet parts at 0.1x the base LR
     omega_lr_mult: float = 0.1  # choice: the SFF weights omega at 0.1x, no weight decay
-    disc_lr: float = 0.01  # choice: discriminators' own SGD, same schedule shape
+    disc_lr: float = 0.01  # choice: discriminators' own optimizer, same schedule shape
+    # Choice (the paper names no optimizer for D): SGD with the network's momentum and
+    # weight decay, or Adam with the GAN-usual betas (0.5, 0.999). D is one linear layer
+    # on raw features whose scale nothing bounds; under SGD at 0.01 in the quick
+    # profile its loss grew from 2 to 50-500 with accuracy below 0.5 in every run
+    # (docs/method_readings.md, "Does the discriminator discriminate?").
+    disc_optimizer: str = "sgd"  # sgd | adam
     grad_clip: float | None = None
 
     # ---- speed -------------------------------------------------------------------
@@ -535,6 +541,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "center_loss_space": ("raw", "l2", "scaled"),
     "fc_loss_space": ("raw", "l2", "scaled"),
     "optimizer": ("sgd", "adam"),
+    "disc_optimizer": ("sgd", "adam"),
     "gallery_sampler": ("auto", "owners", "agw", "seeded"),
     "llcm_protocol": ("deen", "literal"),
 }

@@ -123,8 +123,10 @@ def lr_factor(cfg: Config, global_step: int, steps_per_epoch: int) -> float:
     return cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
 
 
-def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.Optimizer, torch.optim.SGD]:
-    """SGD (or Adam) for the network, SGD for the discriminators; pre-trained parts at 0.1x.
+def build_optimizers(model: FMCNet, cfg: Config
+                     ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """SGD (or Adam) for the network and for the discriminators (`optimizer`,
+    `disc_optimizer`); pre-trained parts at 0.1x.
 
     The 0.1x multiplier only applies when ImageNet weights were actually loaded: on a
     randomly initialised backbone it would just slow training down.
@@ -149,10 +151,14 @@ def build_optimizers(model: FMCNet, cfg: Config) -> tuple[torch.optim.Optimizer,
         main = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     disc_params = groups["discriminator"] or [torch.nn.Parameter(torch.zeros(1))]
-    disc = torch.optim.SGD(
-        [{"params": disc_params, "lr_mult": 1.0, "lr": cfg.disc_lr}],
-        lr=cfg.disc_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-    )
+    disc_groups = [{"params": disc_params, "lr_mult": 1.0, "lr": cfg.disc_lr}]
+    disc: torch.optim.Optimizer
+    if cfg.disc_optimizer == "adam":
+        disc = torch.optim.Adam(disc_groups, lr=cfg.disc_lr, betas=(0.5, 0.999),
+                                weight_decay=cfg.weight_decay)
+    else:
+        disc = torch.optim.SGD(disc_groups, lr=cfg.disc_lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
     return main, disc
 
 
