@@ -274,6 +274,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         # competing process; 2 threads with the OMP_WAIT_POLICY=PASSIVE that
         # `python -m fmcnet` sets 207 / 214 ms; 2 threads spinning 128 / 387 ms.
         "cpu_threads": 1,
+        # The discriminators under Adam (betas 0.5, 0.999) at the network's LR: under SGD
+        # at 0.01 with momentum 0.9, D's weight norm grew ~100x, its loss from 2 to
+        # 50-500 and its accuracy fell below 0.5 in every FMC run of the study, so L_GAN
+        # pushed G (and E_sh) along an ever larger, arbitrary direction. Adam kept D at
+        # loss ~1.9 and accuracy ~0.75 (full model, seed 0: R1 6.0 -> 10.1 %; SGD at 1e-3:
+        # D accuracy 0.91, R1 7.5 %; docs/method_readings.md).
+        "disc_optimizer": "adam",
+        "disc_lr": 1e-3,
         "generator_hidden": 256,
         "checkpoint_every": 5,
         "trials": 10,
