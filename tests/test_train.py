@@ -119,6 +119,40 @@ def test_gradient_clipping_leaves_the_discriminators_out():
         torch.testing.assert_close(kept, free, rtol=1e-5, atol=0.0)
 
 
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_disc_optimizer_trains_exactly_the_discriminators_with_the_chosen_rule(kind):
+    """`disc_optimizer`: D's parameters, and only they, go to D's optimizer; under Adam the
+    first step moves every D weight with a gradient by its LR (Adam's normalised step),
+    under SGD by LR x gradient."""
+    from fmcnet.config import ConfigError
+    from fmcnet.model import FMCNet
+
+    torch.manual_seed(0)
+    cfg = smoke(disc_optimizer=kind, disc_lr=0.01, weight_decay=0.0)
+    model = FMCNet.from_config(cfg, num_classes=4).train()
+    main, disc = train_mod.build_optimizers(model, cfg)
+    d_params = model.parameter_groups()["discriminator"]
+    assert [id(p) for g in disc.param_groups for p in g["params"]] == [id(p) for p in d_params]
+    assert not {id(p) for p in d_params} & {id(p) for g in main.param_groups for p in g["params"]}
+    assert isinstance(disc, torch.optim.Adam if kind == "adam" else torch.optim.SGD)
+    before = [p.detach().clone() for p in d_params]
+    g = torch.Generator().manual_seed(1)
+    x_v, x_i = (torch.randn(4, 3, 32, 16, generator=g) for _ in range(2))
+    y = torch.tensor([0, 0, 1, 1])
+    train_mod.TrainStep(model, cfg, main, disc, device=torch.device("cpu"))(x_v, x_i, y, y)
+    for p, old in zip(d_params, before):
+        moved = (p.detach() - old).abs()
+        if kind == "adam":
+            nonzero = p.grad.abs() > 1e-4  # Adam: lr * g / (|g| + 1e-8)
+            assert bool(nonzero.any())
+            torch.testing.assert_close(moved[nonzero], torch.full_like(moved[nonzero], 0.01),
+                                       rtol=1e-3, atol=0.0)
+        else:
+            torch.testing.assert_close(moved, 0.01 * p.grad.abs(), rtol=1e-4, atol=1e-9)
+    with pytest.raises(ConfigError, match="disc_optimizer"):
+        smoke(disc_optimizer="rmsprop")
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, synthetic_dataset):
     cfg = smoke(epochs=1, steps_per_epoch=1)
     train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
