@@ -30,6 +30,7 @@ import yaml
 
 from fmcnet.analysis.ablations import COUPLING_TABLE, _coupling
 from fmcnet.sweep import (
+    DISCRIMINATOR_KEYS,
     SweepSpec,
     collect_sweep,
     default_out,
@@ -242,9 +243,11 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
             out.append(f"| {r['row']} | " + " | ".join(cells) + " |")
         out.append("")
         omegas = sorted({k for r in rows for k in (r.get("diagnostics") or {})
-                         if k.startswith(("omega/", "hinge/"))})
+                         if k.startswith(("omega/", "hinge/")) or k in DISCRIMINATOR_KEYS})
         if omegas:
-            out += ["SFF weights and hinge activity at the end of training:", "",
+            out += ["SFF weights, hinge activity and the discriminators (accuracy: 0.5 = "
+                    "chance; loss: 2.77 when D says 0.5 everywhere) at the end of training:",
+                    "",
                     "| row | " + " | ".join(f"`{k}`" for k in omegas) + " |",
                     "|---|" + "---:|" * len(omegas)]
             for r in rows:

@@ -247,9 +247,15 @@ def _numbers(tree: Any, prefix: str) -> dict[str, float]:
     return {}
 
 
+# D's share of fooled and caught features (0.5: chance) and its BCE loss (2 x 2 ln 2 = 2.77
+# for a D that outputs 0.5 on both directions' real and generated features).
+DISCRIMINATOR_KEYS = ("disc_acc", "loss/gan_d")
+
+
 def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
     """The numbers a run records beyond the table: results.json["features"] (retrieval per
-    feature) and, from the last metrics.jsonl record, the SFF weights and hinge activity."""
+    feature) and, from the last metrics.jsonl record, the SFF weights, the hinge activity
+    and the discriminators' accuracy and loss."""
     out = _numbers(results.get("features") or {}, "features")
     last: dict[str, Any] = {}
     with contextlib.suppress(OSError):
@@ -257,7 +263,8 @@ def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
         with contextlib.suppress(json.JSONDecodeError, IndexError):
             last = json.loads(lines[-1])
     out.update({k: float(v) for k, v in last.items()
-                if k.startswith(("omega/", "hinge/")) and isinstance(v, (int, float))})
+                if (k.startswith(("omega/", "hinge/")) or k in DISCRIMINATOR_KEYS)
+                and isinstance(v, (int, float))})
     return out
 
 

@@ -53,6 +53,8 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
         _run(out / "t2_base" / f"seed_{seed}", b, b / 2, sfd=False)
         _run(out / "t2_full" / f"seed_{seed}", f, f / 2,
              features={"shared": {"R1": f - 5}, "fused": {"R1": f}})
+        (out / "t2_full" / f"seed_{seed}" / "metrics.jsonl").write_text(json.dumps(
+            {"global_step": 9, "disc_acc": 0.7 + 0.1 * seed, "loss/gan_d": 2.0}) + "\n")
     _run(out / "c095_base" / "seed_0", 60.0, 50.0, coupling=0.95, sfd=False)
     paths = study.write_study(spec, tmp_path / "results" / "abl", command="python -m fmcnet x")
     assert all(p.is_file() for p in paths.values())
@@ -79,6 +81,7 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
     assert "| Base | 0.2 | 0.5 | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 |" in md
     assert "| row | fused | shared |" in md and "| t2_full | 34.0 ± 4.0 | 29.0 ± 4.0 |" in md
     assert "| +22.0 | 6.0 | better, beyond the seed spread | +11.0 |" in md
+    assert "| row | `disc_acc` | `loss/gan_d` |" in md and "| t2_full | 0.80 ± 0.10 | 2.00 ± 0.00 |" in md
     assert "Discussion" not in md
     # A hand-written discussion beside the prefix is copied in.
     (tmp_path / "results" / "abl.discussion.md").write_text("SFF helps because ...")

@@ -162,7 +162,8 @@ def _seeded_results(folder: Path, r1: float, mAP: float, features=None, omega=No
     if omega is not None:
         (folder / "metrics.jsonl").write_text(
             json.dumps({"global_step": 1, "omega/sff/omega/1": 0.0}) + "\n"
-            + json.dumps({"global_step": 2, "omega/sff/omega/1": omega, "loss/id": 3.0}) + "\n")
+            + json.dumps({"global_step": 2, "omega/sff/omega/1": omega, "loss/id": 3.0,
+                          "disc_acc": omega / 2}) + "\n")
 
 
 def test_seeded_rows_aggregate_mean_and_sample_std(tmp_path):
@@ -188,7 +189,8 @@ def test_seeded_rows_aggregate_mean_and_sample_std(tmp_path):
                                 2: {"R1": 60.0, "mAP": 40.0}}
     assert full["diagnostics"]["features/fused/R1"] == pytest.approx((3.0, 7 ** 0.5))
     assert full["diagnostics"]["omega/sff/omega/1"] == pytest.approx((1.0, 0.5))
-    assert "features/note" not in full["diagnostics"]
+    assert full["diagnostics"]["disc_acc"] == pytest.approx((0.5, 0.25))
+    assert "loss/id" not in full["diagnostics"] and "features/note" not in full["diagnostics"]
     assert rows["again"]["R1"] == full["R1"] and rows["again"]["seeds"] == [0, 1, 2]
     base = rows["base"]  # the spec's seeds; one finished: a mean without a spread
     assert base["status"] == "partial" and base["n"] == 1 and base["seeds"] == [0, 1]
