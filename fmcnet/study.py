@@ -53,7 +53,12 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("t4_gan_ic", "t4_gan", "L_IC over L_GAN"),
     ("t2_full", "t4_gan_ic", "L_FC over L_GAN + L_IC"),
     ("t2_full", "t4_ic_fc_no_gan", "L_GAN over L_IC + L_FC"),
+    ("t2_full_detached", "t2_full", "L_FMC kept off E_sh (fmc_detach_input) over the literal reading"),
+    ("t2_full_detached", "t2_base", "the full model with fmc_detach_input over Base"),
+    ("t2_full_detached", "t2_base_sfd", "FMC + SFF with fmc_detach_input over Base + SFD"),
 )
+# Headings of the rows' `table` values that are not a paper table number.
+TABLE_TITLES = {"readings": "Readings the paper leaves open"}
 
 
 def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "R1"
@@ -63,21 +68,37 @@ def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "
     The rule: the difference counts when it is larger than the sum of the two sample
     standard deviations (a conservative bar: with two or three seeds a t-test has almost
     no power, and this asks the two spreads not to touch). With fewer than two seeds on
-    a side there is no spread, and the verdict says so.
+    a side there is no spread, and the verdict says so. The bar does not fall with more
+    seeds, so `p` adds the two-sided p-value of Welch's t-test on the seeds' numbers
+    (needs the rows' seed counts `n`; None without them): a small p with a verdict
+    "within the seed spread" is a mean difference that more seeds resolved.
     """
     a, b = better.get(metric), worse.get(metric)
     if a is None or b is None:
-        return {"diff": None, "spread": None, "verdict": "not run"}
+        return {"diff": None, "spread": None, "verdict": "not run", "p": None}
     sa, sb = better.get(f"{metric}_std"), worse.get(f"{metric}_std")
     diff = float(a) - float(b)
     if sa is None or sb is None:
-        return {"diff": diff, "spread": None, "verdict": "no spread (one seed)"}
+        return {"diff": diff, "spread": None, "verdict": "no spread (one seed)", "p": None}
     spread = float(sa) + float(sb)
     if abs(diff) <= spread:
         word = "within the seed spread"
     else:
         word = "better, beyond the seed spread" if diff > 0 else "worse, beyond the seed spread"
-    return {"diff": diff, "spread": spread, "verdict": word}
+    return {"diff": diff, "spread": spread, "verdict": word,
+            "p": welch_p(float(a), float(sa), better.get("n"), float(b), float(sb),
+                         worse.get("n"))}
+
+
+def welch_p(mean_a: float, std_a: float, n_a: int | None, mean_b: float, std_b: float,
+            n_b: int | None) -> float | None:
+    """Two-sided p-value of Welch's t-test from means, sample stds (n - 1) and counts."""
+    if not n_a or not n_b or n_a < 2 or n_b < 2 or (std_a == 0 and std_b == 0):
+        return None
+    from scipy import stats
+
+    return float(stats.ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b,
+                                            equal_var=False).pvalue)
 
 
 def _run_config(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +247,9 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
               if t != COUPLING_TABLE]
     for table in tables:
         sel = [r for r in rows if str(r.get("table", "")) == table]
-        out += [f"## Table {table}" if table else "## Rows", "", *_table_lines(sel), ""]
+        title = (f"Table {table}" if table.isdigit() else TABLE_TITLES.get(table, table)) \
+            if table else "Rows"
+        out += [f"## {title}", "", *_table_lines(sel), ""]
 
     features = _feature_names(rows)
     if features:
@@ -277,21 +300,26 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
         out += ["## Which module helps (computed)", "",
                 "Difference of the mean R1 and mAP (row minus the row it adds to). The "
                 "difference counts only when it exceeds the sum of the two rows' seed "
-                "standard deviations.", "",
-                "| comparison | ΔR1 | spread | R1 verdict | ΔmAP | mAP verdict |",
-                "|---|---:|---:|---|---:|---|"]
+                "standard deviations. p: two-sided Welch t-test over the seeds (R1), "
+                "which, unlike that bar, gets sharper with more seeds.", "",
+                "| comparison | ΔR1 | spread | R1 verdict | p (R1) | ΔmAP | mAP verdict |",
+                "|---|---:|---:|---|---:|---:|---|"]
         for a, b, what in comps:
             v1 = verdict(by_name[a], by_name[b], "R1")
             v2 = verdict(by_name[a], by_name[b], "mAP")
             out.append(f"| {what} (`{a}` − `{b}`) | {_num(v1['diff'], sign=True)} | "
-                       f"{_num(v1['spread'])} | {v1['verdict']} | {_num(v2['diff'], sign=True)} "
-                       f"| {v2['verdict']} |")
+                       f"{_num(v1['spread'])} | {v1['verdict']} | {_p(v1['p'])} | "
+                       f"{_num(v2['diff'], sign=True)} | {v2['verdict']} |")
         out.append("")
     if figure:
         out += [f"![the study]({figure})", ""]
     if discussion.strip():
         out += ["## Discussion (written by hand for these numbers)", "", discussion.strip(), ""]
     return "\n".join(out)
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def _num(x: Any, *, sign: bool = False) -> str:

@@ -29,12 +29,30 @@ def _run(folder: Path, r1: float, mAP: float, *, coupling: float = 0.2, sfd: boo
 def test_verdict_counts_a_difference_only_beyond_both_spreads():
     a = {"R1": 50.0, "R1_std": 2.0}
     assert study.verdict(a, {"R1": 45.0, "R1_std": 2.0}) == {
-        "diff": 5.0, "spread": 4.0, "verdict": "better, beyond the seed spread"}
+        "diff": 5.0, "spread": 4.0, "verdict": "better, beyond the seed spread", "p": None}
     assert study.verdict(a, {"R1": 47.0, "R1_std": 2.0})["verdict"] == "within the seed spread"
     assert study.verdict({"R1": 40.0, "R1_std": 1.0}, {"R1": 45.0, "R1_std": 1.0})["verdict"] == \
         "worse, beyond the seed spread"
     assert study.verdict(a, {"R1": 40.0, "R1_std": None})["verdict"] == "no spread (one seed)"
     assert study.verdict(a, {"R1": None})["verdict"] == "not run"
+
+
+def test_welch_p_is_the_t_test_of_the_seeds_numbers():
+    """p from the rows' mean, sample std and seed count equals Welch's test on the seeds'
+    numbers themselves; six seeds resolve a difference that the spread bar does not."""
+    from scipy import stats
+
+    a, b = [20.0, 18.9, 11.4, 12.0, 21.0, 15.5], [15.9, 6.3, 8.6, 9.3, 4.3, 10.9]
+
+    def row(xs):
+        m = sum(xs) / len(xs)
+        return {"R1": m, "R1_std": (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5,
+                "n": len(xs)}
+
+    v = study.verdict(row(a), row(b))
+    assert v["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    assert v["verdict"] == "within the seed spread" and v["p"] < 0.05
+    assert study.verdict({"R1": 20.0, "R1_std": 1.0, "n": 1}, row(b))["p"] is None  # one seed
 
 
 def test_write_study_from_a_hand_made_sweep(tmp_path):
@@ -72,7 +90,8 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
     assert doc["provenance"]["wall_s_total"] == pytest.approx(700.0)
     (comp,) = [c for c in doc["comparisons"] if c["better"] == "t2_full"]
     assert comp["R1"] == {"diff": pytest.approx(22.0), "spread": pytest.approx(6.0),
-                          "verdict": "better, beyond the seed spread"}
+                          "verdict": "better, beyond the seed spread",
+                          "p": pytest.approx(0.00366, abs=1e-5)}
     md = paths["md"].read_text()
     assert "python -m fmcnet x" in md and "not SYSU-MM01" in md
     assert "| t2_full | full | 34.0 ± 4.0 | 17.0 ± 2.0 | 3/3 |" in md
@@ -80,7 +99,7 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
     assert "| Base | 0.95 | 0.5 | 60.0 | 50.0 | 1/1 |" in md
     assert "| Base | 0.2 | 0.5 | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 |" in md
     assert "| row | fused | shared |" in md and "| t2_full | 34.0 ± 4.0 | 29.0 ± 4.0 |" in md
-    assert "| +22.0 | 6.0 | better, beyond the seed spread | +11.0 |" in md
+    assert "| +22.0 | 6.0 | better, beyond the seed spread | 0.004 | +11.0 |" in md
     assert "| row | `disc_acc` | `loss/gan_d` |" in md and "| t2_full | 0.80 ± 0.10 | 2.00 ± 0.00 |" in md
     assert "Discussion" not in md
     # A hand-written discussion beside the prefix is copied in.
