@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from fmcnet.analysis.ablations import COUPLING_TABLE, _coupling
+from fmcnet.analysis.ablations import COUPLING_TABLE, _coupling, table_title
 from fmcnet.sweep import (
     DISCRIMINATOR_KEYS,
     SweepSpec,
@@ -57,8 +57,7 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("t2_full_detached", "t2_base", "the full model with fmc_detach_input over Base"),
     ("t2_full_detached", "t2_base_sfd", "FMC + SFF with fmc_detach_input over Base + SFD"),
 )
-# Headings of the rows' `table` values that are not a paper table number.
-TABLE_TITLES = {"readings": "Readings the paper leaves open"}
+
 
 
 def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "R1"
@@ -247,9 +246,7 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
               if t != COUPLING_TABLE]
     for table in tables:
         sel = [r for r in rows if str(r.get("table", "")) == table]
-        title = (f"Table {table}" if table.isdigit() else TABLE_TITLES.get(table, table)) \
-            if table else "Rows"
-        out += [f"## {title}", "", *_table_lines(sel), ""]
+        out += [f"## {table_title(table)}", "", *_table_lines(sel), ""]
 
     features = _feature_names(rows)
     if features:

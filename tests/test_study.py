@@ -162,3 +162,10 @@ def test_the_sweep_command_trains_only_the_rows_asked_for(tmp_path, monkeypatch,
     table = capsys.readouterr().out
     assert "| t2_base |" in table and "not run" in table.split("| t2_full |")[1]
     assert trained == ["t2_base"]
+
+
+def test_tables_that_are_not_the_papers_get_their_own_heading():
+    from fmcnet.analysis.ablations import table_title
+
+    assert [table_title(t) for t in ("2", "readings", "", "extra")] == [
+        "Table 2", "Readings the paper leaves open", "Rows", "extra"]

@@ -21,6 +21,16 @@ from fmcnet.utils import FMCNetError
 
 # Rows of a study spec in this table are Base / full model across the thermal coupling.
 COUPLING_TABLE = "coupling"
+# Headings of the rows' `table` values that are not a paper table number.
+TABLE_TITLES = {"readings": "Readings the paper leaves open"}
+
+
+def table_title(table: str) -> str:
+    """'Table 2' for a paper table's number, the title of another group, 'Rows' for none."""
+    if not table:
+        return "Rows"
+    return f"Table {table}" if table.isdigit() else TABLE_TITLES.get(table, table)
+
 
 # where the synthetic-benchmark study writes its table (rows of STUDY_KEYS)
 ABLATION_STUDY = "results/synthetic_ablations.json"
@@ -79,7 +89,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
                 ax.plot([p] * len(dots), dots, "k.", ms=4)
         ax.set_xticks(x, [r.get("label") or r["row"] for r in sel], rotation=35, ha="right",
                       fontsize=8)
-        ax.set_title(f"Table {table} (synthetic set)" if table else "rows", fontsize=10)
+        ax.set_title(f"{table_title(table)} (synthetic set)", fontsize=10)
         ax.set_ylabel("% (mean ± std over seeds; dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
     if tables:
