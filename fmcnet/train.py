@@ -43,6 +43,7 @@ from fmcnet.utils import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    git_commit,
     pick_device,
     remove_orphans,
     seed_everything,
@@ -680,6 +681,9 @@ def train(
     from fmcnet.data.cache import load_images
 
     validate(cfg)  # a Config built by hand gets the checks make_config applies
+    # The code that trains is the code of this moment: results.json names it, not the
+    # commit the working tree has reached by the time the evaluation ends.
+    commit = git_commit()
     run_dir = Path(run_dir)
     rank, world = _distributed()
     is_main = rank == 0
@@ -958,7 +962,8 @@ def train(
             selection = f"best validation mAP ({best['mAP']:.2f}%) at epoch {best['epoch']}; val ids held out"
         else:
             selection = f"last epoch ({cfg.epochs}); trained on train+val as the paper"
-        results = evaluate_run(model, dataset, cfg, run_dir, device=device, selection=selection)
+        results = evaluate_run(model, dataset, cfg, run_dir, device=device, selection=selection,
+                               commit=commit)
     if world > 1:
         dist.barrier()
     return TrainResult(run_dir, model, dataset, cfg, results, history)
@@ -1015,16 +1020,18 @@ def validation_map(model: FMCNet, dataset: VIDataset, cfg: Config, device: torch
 def evaluate_run(
     model: FMCNet, dataset: VIDataset, cfg: Config, run_dir: Path, *, device: torch.device,
     selection: str, tta: bool | None = None, rerank: bool | None = None,
-    settings: list[str] | None = None, trials: int | None = None,
+    settings: list[str] | None = None, trials: int | None = None, commit: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate every protocol of the dataset and write results.json and eval/*.npz.
 
     `run_dir` is the folder the results go to: the run folder for training's own
     evaluation, an evaluation folder of its own otherwise (`evaluation_folder`).
+    `commit`: the code's commit for results.json (training passes the one it started
+    with); by default the working tree's now.
     """
     from fmcnet.evaluation.protocols import evaluate_dataset
     from fmcnet.evaluation.report import results_document, table1_markdown
-    from fmcnet.utils import describe_device, git_commit
+    from fmcnet.utils import describe_device
 
     tta = cfg.tta if tta is None else tta
     rerank = cfg.rerank if rerank is None else rerank
@@ -1037,7 +1044,7 @@ def evaluate_run(
         dataset=cfg.dataset,
         profile=cfg.profile,
         device=describe_device(device),
-        commit=git_commit(),
+        commit=commit or git_commit(),
         sampler=evaluation["sampler"],
         samplers=evaluation["samplers"],
         llcm_protocol=dataset.llcm_protocol,

@@ -69,6 +69,20 @@ def test_smoke_run_learns_and_writes_its_folder(tmp_path, synthetic_dataset, cap
     assert result.results == results
 
 
+def test_results_name_the_commit_training_started_from(tmp_path, synthetic_dataset, monkeypatch):
+    """A commit made while a run trains (a sweep's working tree moves on) is not the code
+    that trained it: results.json names the commit of the start."""
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+
+    def commit(default="unknown"):  # the tree moves on once training has saved a checkpoint
+        return "def5678-dirty" if last.exists() else "abc1234"
+
+    monkeypatch.setattr(train_mod, "git_commit", commit)
+    monkeypatch.setattr("fmcnet.utils.git_commit", commit)
+    train(smoke(epochs=1, steps_per_epoch=2), tmp_path / "run", dataset=synthetic_dataset)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["commit"] == "abc1234"
+
+
 def test_paper_profile_stops_before_training_without_imagenet_weights(tmp_path, synthetic_root):
     """The paper starts from ImageNet weights: without them nothing is loaded or trained,
     and the CLI says in one line which file torchvision looks for, where, and the way out."""
