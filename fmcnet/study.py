@@ -53,11 +53,10 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("t4_gan_ic", "t4_gan", "L_IC over L_GAN"),
     ("t2_full", "t4_gan_ic", "L_FC over L_GAN + L_IC"),
     ("t2_full", "t4_ic_fc_no_gan", "L_GAN over L_IC + L_FC"),
-    ("t2_full_detached", "t2_full", "L_FMC kept off E_sh (fmc_detach_input) over the literal reading"),
+    ("t2_full_detached", "t2_full", "L_FMC kept off E_sh (fmc_detach_input) over reaching it"),
     ("t2_full_detached", "t2_base", "the full model with fmc_detach_input over Base"),
     ("t2_full_detached", "t2_base_sfd", "FMC + SFF with fmc_detach_input over Base + SFD"),
 )
-
 
 
 def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "R1"
