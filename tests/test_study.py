@@ -169,3 +169,11 @@ def test_tables_that_are_not_the_papers_get_their_own_heading():
 
     assert [table_title(t) for t in ("2", "readings", "", "extra")] == [
         "Table 2", "Readings the paper leaves open", "Rows", "extra"]
+
+
+def test_rows_across_the_coupling_are_labelled_with_it():
+    from fmcnet.analysis.ablations import study_row_label
+
+    assert study_row_label({"name": "c", "label": "Base", "table": "coupling",
+                            "thermal_coupling": 0.95}) == "Base (coupling 0.95)"
+    assert study_row_label({"name": "t2_base", "label": "Base", "table": "2"}) == "Base"

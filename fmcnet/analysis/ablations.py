@@ -143,6 +143,15 @@ def load_ablation_study(path: str | os.PathLike) -> tuple[list[dict[str, Any]], 
     return rows, meta
 
 
+def study_row_label(row: Mapping[str, Any]) -> str:
+    """A row's label; rows across the thermal coupling share theirs ("Base"), so they
+    carry their coupling too."""
+    label = str(row.get("label") or row["name"])
+    if str(row.get("table", "")) == COUPLING_TABLE and row.get("thermal_coupling") is not None:
+        label += f" (coupling {row['thermal_coupling']:g})"
+    return label
+
+
 def plot_ablation_study(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
     """R1 and mAP of each ablation row that has a result, mean with +- std error bars
     (percent), labelled by the row's `label` when it has one. Rows that reuse another
@@ -157,8 +166,7 @@ def plot_ablation_study(rows: Sequence[Mapping[str, Any]], *, title: str = "") -
         std = [0.0 if r[f"{metric}_std"] is None else float(r[f"{metric}_std"]) for r in rows]
         ax.bar(x + offset, mean, width=0.4, yerr=std, capsize=3, label=metric, color=color)
         top = max([top, *(m + s for m, s in zip(mean, std))])
-    ax.set_xticks(x, [str(r.get("label") or r["name"]) for r in rows], rotation=20, ha="right",
-                  fontsize=8)
+    ax.set_xticks(x, [study_row_label(r) for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("%")
     ax.set_ylim(0, max(10.0, 1.2 * top))
     ax.grid(axis="y", alpha=0.3)
