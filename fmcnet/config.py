@@ -9,7 +9,9 @@ resolve to a `Config` through `make_config`. Three named profiles:
   the raw GAP features, as the paper writes them.
 * ``quick`` -- the CPU demo: ResNet-18 at a quarter of its channels (same split points)
   from random init, 64x32 images, 1200 Adam steps, the centre and alignment terms at
-  weight 0.03; every module and term of the paper's full model (Table 2's last row).
+  weight 0.03; every module and term of the paper's full model (Table 2's last row), the
+  discriminators under Adam and the generators reading F_sh detached
+  (docs/method_readings.md).
 * ``smoke`` -- tests and nbval: a handful of steps on tiny images.
 """
 
@@ -176,8 +178,9 @@ class Config:
     channels_last: bool = True
     compile: bool = False
     # torch's intra-op threads when training on the CPU (process-wide: evaluation in the
-    # same process keeps them); 0 = torch's default (one per core). With `python -m fmcnet`'s OMP_WAIT_POLICY=PASSIVE a small network's many
-    # short operations pay a thread wake-up each (bench/demo_step.py, BENCHMARKS.md).
+    # same process keeps them); 0 = torch's default (one per core). With the
+    # OMP_WAIT_POLICY=PASSIVE that `python -m fmcnet` sets, a small network's many short
+    # operations pay a thread wake-up each (bench/demo_step.py, BENCHMARKS.md).
     cpu_threads: int = 0
 
     # ---- checkpoints and logging -------------------------------------------------
@@ -228,11 +231,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "pretrained": False,
         # A quarter of ResNet-18's channels at 64x32: the full model's step is 18.8x as
         # fast as the full-width network's at 96x48 on this 2-core CPU (1 thread, 2.87 ->
-        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 1200 steps fit where 288 did. From random init the narrow network learns as
-        # well: Base, realistic synthetic set, seed 0, all-search R1 / mAP (10 AGW trials):
-        # full width 96x48 288 steps at 2e-4, 6.2 +- 2.7 / 16.0 +- 4.3 (seeds 0, 1); width
-        # 16 96x48 600 steps at 1e-3, 11.7 / 20.6; 1200 steps 15.8 / 26.2; 64x32 1200
-        # steps 15.9 / 21.7 (docs/method_readings.md).
+        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 1200 steps fit where 288 did.
+        # From random init the narrow network learns as well: Base, realistic synthetic
+        # set, seed 0, all-search R1 / mAP (10 AGW trials): full width 96x48 288 steps at
+        # 2e-4, 6.2 +- 2.7 / 16.0 +- 4.3 (seeds 0, 1); width 16 96x48 600 steps at 1e-3,
+        # 11.7 / 20.6; 1200 steps 15.8 / 26.2; 64x32 1200 steps 15.9 / 21.7
+        # (docs/method_readings.md).
         "backbone": "resnet18",
         "backbone_width": 16,
         "height": 64,
