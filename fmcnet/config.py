@@ -8,7 +8,7 @@ resolve to a `Config` through `make_config`. Three named profiles:
   modality, SGD, 80 epochs, train on train+val, keep the last epoch; the centre losses on
   the raw GAP features, as the paper writes them.
 * ``quick`` -- the CPU demo: ResNet-18 at a quarter of its channels (same split points)
-  from random init, 64x32 images, 1200 Adam steps, the centre and alignment terms at
+  from random init, 64x32 images, 864 Adam steps, the centre and alignment terms at
   weight 0.03; every module and term of the paper's full model (Table 2's last row), the
   discriminators under Adam and the generators reading F_sh detached
   (docs/method_readings.md).
@@ -231,7 +231,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "pretrained": False,
         # A quarter of ResNet-18's channels at 64x32: the full model's step is 18.8x as
         # fast as the full-width network's at 96x48 on this 2-core CPU (1 thread, 2.87 ->
-        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 1200 steps fit where 288 did.
+        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 864 steps fit where 288 did.
         # From random init the narrow network learns as well: Base, realistic synthetic
         # set, seed 0, all-search R1 / mAP (10 AGW trials): full width 96x48 288 steps at
         # 2e-4, 6.2 +- 2.7 / 16.0 +- 4.3 (seeds 0, 1); width 16 96x48 600 steps at 1e-3,
@@ -244,14 +244,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         "synthetic_identities": 200,
         "num_identities": 8,
         "num_instances": 4,
-        "epochs": 50,
+        # 864 steps: `make demo` has to fit 3 minutes on a 2-core CPU; 1200 steps took 226 s
+        # on this one, 864 took 168 s. The step is the network (the loop around it ~8 %)
+        # and nothing else cut it (BENCHMARKS.md), so the steps went, at a measured cost:
+        # full model as quick trains it, six seeds, all-search R1 17.2 +- 4.9 % at 1200
+        # steps, 12.2 +- 2.8 % at 864, 10.1 +- 2.3 % at 720 (results/synthetic_ablations.md,
+        # whose Tables 2-4 keep 1200 steps; docs/method_readings.md).
+        "epochs": 36,
         "steps_per_epoch": 24,
         "warmup_epochs": 1,
         "optimizer": "adam",
         # The narrow network from random init wants a larger step than the full-width one
         # (Base, width 16, 96x48, 600 steps, seed 0: 2e-4 R1 3.2 %, 1e-3 11.7 %, 3e-3 9.4 %).
         "lr": 1e-3,
-        "lr_milestones": (38, 46),
+        "lr_milestones": (27, 33),  # the 1200-step schedule's (38, 46) of 50, scaled
         # From random init at the paper's weight 1 the centre and alignment terms (sums
         # over the batch's identities) drive F_sh to a constant and omega to 0 before any
         # identity is learnt: fused ID loss at chance for 600 steps, R1 at chance (2.5 %
@@ -288,7 +294,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "disc_lr": 1e-3,
         # The generators read F_sh detached: L_GAN, L_IC and L_FC train G, never E_sh (the
         # paper leaves it open; `paper` keeps the literal reading). Study, six seeds each,
-        # all-search R1: full model 17.2 +- 4.9 % detached, 9.5 +- 5.3 % with L_FMC
+        # 1200 steps, all-search R1: full model 17.2 +- 4.9 % detached, 9.5 +- 5.3 % with L_FMC
         # reaching E_sh, Base 9.2 +- 4.0 % (Welch p 0.028 and 0.013; both within the
         # summed seed spread; results/synthetic_ablations.md, docs/method_readings.md).
         "fmc_detach_input": True,

@@ -56,6 +56,10 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("t2_full_detached", "t2_full", "L_FMC kept off E_sh (fmc_detach_input) over reaching it"),
     ("t2_full_detached", "t2_base", "the full model with fmc_detach_input over Base"),
     ("t2_full_detached", "t2_base_sfd", "FMC + SFF with fmc_detach_input over Base + SFD"),
+    ("steps864_full_detached", "steps864_base", "the full model over Base, both at 864 steps"),
+    ("steps864_full_detached", "t2_full_detached", "864 steps (the demo) over 1200, full model"),
+    ("short_full_detached", "t2_full_detached", "720 steps over 1200, full model"),
+    ("steps864_base", "t2_base", "864 steps over 1200, Base"),
 )
 
 

@@ -121,6 +121,31 @@ def test_the_study_spec_has_every_ablation_row_with_its_seeds():
     assert {r.label for r in coupling} == {"Base", "full model"}
 
 
+def test_the_study_rows_labelled_quick_train_what_quick_trains():
+    # `quick` moved to a shorter schedule after the study's Tables 2-4 ran: the spec pins
+    # their 1200 steps, and the rows that say "(quick)" must still be the profile as it is.
+    from fmcnet.config import make_config
+
+    spec = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml")
+
+    def resolved(row):
+        return make_config(spec.profile, yaml_files=[REPO / row.config],
+                           overrides=sweep._run_overrides(spec, row, None, None))
+
+    quick_full = make_config("quick", yaml_files=[REPO / "configs/ablations/t2_full.yaml"])
+    keys = ("epochs", "steps_per_epoch", "lr_milestones", "lr", "fmc_detach_input",
+            "disc_optimizer", "align_weight")
+    labelled = [n for n, r in spec.rows.items() if "(quick)" in (r.label or "")]
+    assert labelled == ["steps864_full_detached"]
+    mine = resolved(spec.rows["steps864_full_detached"])
+    assert [getattr(mine, k) for k in keys] == [getattr(quick_full, k) for k in keys]
+    # every other row trains the study's 1200 steps
+    for name, row in spec.rows.items():
+        if row.config and row.table != "schedule":
+            cfg = resolved(row)
+            assert (cfg.epochs * cfg.steps_per_epoch, cfg.lr_milestones) == (1200, (38, 46)), name
+
+
 def test_the_sweep_command_writes_the_report_without_training(tmp_path, capsys):
     from fmcnet.cli import main
 
