@@ -11,6 +11,8 @@ when torch loads the runtime), in interleaved rounds, so the ratios come from on
   (`avx512_bf16` / `amx_bf16` in /proc/cpuinfo);
 * channels_last model vs NCHW; the quick profile (ResNet-18 at width 16, 64x32) against the
   full-width network, 96x48 images, and both together (the quick profile before 4b8ca8b);
+* cheaper steps that were candidates for the 3-minute demo: 48x24 images, and K = 8
+  images per identity (twice the images per step: what a step costs per image);
 * torch threads 1 vs 2 with OMP_WAIT_POLICY unset / PASSIVE, each on the machine as it is
   ("idle") and with competing CPU-bound processes that this script starts and stops;
 * whether the wait policy takes effect: CPU seconds a process burns while its main
@@ -201,6 +203,7 @@ def main() -> None:
     quick = make_config("quick")
     base_size = (32, 16) if tiny else (quick.height, quick.width)
     larger = (48, 24) if tiny else SIZES["96x48"]
+    smaller = (24, 12) if tiny else (48, 24)
     small = {"num_identities": 2, "num_instances": 2} if tiny else {}
     base = {"kind": "step", "threads": 1, "size": base_size, "channels_last": True,
             "cpu_amp": False, "steps": steps, "overrides": small}
@@ -214,6 +217,9 @@ def main() -> None:
         "full_width": full_width,
         # the quick profile before 4b8ca8b: the full-width network at 96x48
         "previous_quick": {"size": larger, **full_width},
+        "size_48x24": {"size": smaller},
+        # twice the images per identity and modality (K = 8 instead of 4)
+        "k8": {"overrides": {**small, "num_instances": 4 if tiny else 8}},
     }
     result["setting"] = (f"quick profile step (ResNet-18 at width {quick.backbone_width}, "
                          f"{quick.height}x{quick.width}, P=8 x K=4 per modality, 64 images), "
@@ -248,6 +254,9 @@ def main() -> None:
     result["quick_vs_size_96x48_ratio"] = rounded(step_s["size_96x48"] / ref)
     result["quick_vs_full_width_ratio"] = rounded(step_s["full_width"] / ref)
     result["quick_vs_previous_quick_ratio"] = rounded(step_s["previous_quick"] / ref)
+    result["size_48x24_vs_quick_ratio"] = rounded(ref / step_s["size_48x24"])
+    # a K = 8 step's time over the quick step's (below 2: cheaper per image)
+    result["k8_step_vs_quick_ratio"] = rounded(step_s["k8"] / ref)
 
     # 2. threads x wait policy, idle and loaded, interleaved
     thread_runs: dict[str, list[dict]] = {}
