@@ -295,8 +295,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "disc_lr": 1e-3,
         # The generators read F_sh detached: L_GAN, L_IC and L_FC train G, never E_sh (the
         # paper leaves it open; `paper` keeps the literal reading). Study, six seeds each,
-        # 1200 steps, all-search R1: full model 17.2 +- 4.9 % detached, 9.5 +- 5.3 % with L_FMC
-        # reaching E_sh, Base 9.2 +- 4.0 % (Welch p 0.028 and 0.013; both within the
+        # 1200 steps, all-search R1: full model 17.2 +- 4.9 % detached, 9.5 +- 5.3 % with
+        # L_FMC reaching E_sh, Base 9.2 +- 4.0 % (Welch p 0.028 and 0.013; both within the
         # summed seed spread; results/synthetic_ablations.md, docs/method_readings.md).
         "fmc_detach_input": True,
         "generator_hidden": 256,
