@@ -246,11 +246,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "num_instances": 4,
         # 864 steps: `make demo` has to fit 3 minutes on a 2-core CPU; 1200 steps took 226 s
         # on this one, 864 took 168 s. The step is the network (the loop around it ~7 %);
-        # two threads or larger batches do not pay under load and smaller images are
-        # untested for accuracy (BENCHMARKS.md), so the steps went, at a measured cost:
-        # full model as quick trains it, six seeds, all-search R1 17.2 +- 4.9 % at 1200
-        # steps, 12.2 +- 2.8 % at 864, 10.1 +- 2.3 % at 720 (results/synthetic_ablations.md,
-        # whose Tables 2-4 keep 1200 steps; docs/method_readings.md).
+        # two threads or larger batches do not pay under load, and 48x24 images for 1200
+        # steps reached less (R1 8.5 +- 2.3 %; BENCHMARKS.md), so the steps went, at a
+        # measured cost: full model as quick trains it, six seeds, all-search R1
+        # 17.2 +- 4.9 % at 1200 steps, 12.2 +- 2.8 % at 864, 10.1 +- 2.3 % at 720
+        # (results/synthetic_ablations.md, whose Tables 2-4 keep 1200 steps;
+        # docs/method_readings.md).
         "epochs": 36,
         "steps_per_epoch": 24,
         "warmup_epochs": 1,

@@ -60,6 +60,8 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("steps864_full_detached", "t2_full_detached", "864 steps (the demo) over 1200, full model"),
     ("short_full_detached", "t2_full_detached", "720 steps over 1200, full model"),
     ("steps864_base", "t2_base", "864 steps over 1200, Base"),
+    ("steps1200_48x24_full_detached", "steps864_full_detached",
+     "48x24 for 1200 steps over 64x32 for 864 (about the same time), full model"),
 )
 
 
