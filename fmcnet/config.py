@@ -56,8 +56,11 @@ class Config:
     num_instances: int = 8  # K, images per identity *per modality*
     data_on_device: bool = True  # keep uint8 training images on the GPU when they fit
     # Model selection: the paper trains on train+val and keeps the last epoch. With
-    # `validate=True` the SYSU-MM01 val ids are held out and select the checkpoint.
+    # `validate=True` the SYSU-MM01 val ids are held out of training and evaluated as the
+    # setting "val/all/single"; `keep_best_val` then keeps the checkpoint of the best
+    # validation mAP (true) or the last epoch (false: what the study decides on).
     validate: bool = False
+    keep_best_val: bool = True
 
     # ---- augmentation (batched tensor ops, FMCNET_SPEC section 6) ------------------
     pad: int = 10
@@ -94,6 +97,10 @@ class Config:
     # SFF weights (w1, w2) of the V-specific and I-specific kinds (Eq. 15, read as in
     # docs/method_readings.md). Choice: equal, so F_fu starts as the mean of the two kinds.
     omega_init: tuple[float, float] = (0.5, 0.5)
+    # Reading of Eq. 15's "weights for F_sp,V and F'_sp,I": "kind" (w1 the V-specific kind,
+    # w2 the I-specific kind, real or generated, in both modalities) or "role" (w1 the
+    # image's real specific feature, w2 the generated one; docs/method_readings.md).
+    omega_weighs: str = "kind"
 
     # ---- ablation switches (FMCNET_SPEC section 4) -------------------------------
     sfd: bool = True  # specific branches + MD loss; off = the paper's "Base"
@@ -116,6 +123,12 @@ class Config:
     rho4: float = 0.7
     beta: float = 2.0
     fmc_weight: float = 1.0  # choice: the paper gives no weight for L_FMC
+    # Reading of Eq. 12 for G: "nonsaturating" minimises -log D(G(.)) (GAN practice),
+    # "minimax" log(1 - D(G(.))) as the equation is written.
+    generator_loss: str = "nonsaturating"
+    # Reading of Eq. 13: the real centres C_sp are fixed targets (true) or L_FC also pulls
+    # the real specific features toward the generated ones (false).
+    fc_detach_centers: bool = True
     # The feature space of the centre losses (Eqs. 4-6, 17): raw | l2 | scaled, where
     # scaled = center_loss_scale * unit length. The paper applies them to the raw GAP
     # features F of Eqs. 1-3 and mentions no normalisation: `paper` reads it literally.
@@ -182,6 +195,10 @@ class Config:
     # OMP_WAIT_POLICY=PASSIVE that `python -m fmcnet` sets, a small network's many short
     # operations pay a thread wake-up each (bench/demo_step.py, BENCHMARKS.md).
     cpu_threads: int = 0
+    # Data-parallel training processes on a CPU (torch.distributed on gloo, started by
+    # `train()` itself; `fmcnet.parallel`): each draws its own P x K batch, so a step trains
+    # on cpu_ranks x P x K images per modality. Ignored on a GPU (use torchrun there).
+    cpu_ranks: int = 1
 
     # ---- checkpoints and logging -------------------------------------------------
     checkpoint_every: int = 10  # epochs
@@ -535,6 +552,7 @@ RANGES: dict[str, Range] = {
     "id_warmup_epochs": _NON_NEGATIVE,
     "align_weight": _NON_NEGATIVE,
     "cpu_threads": _NON_NEGATIVE,
+    "cpu_ranks": _at_least(1),
     "lr_milestones": _at_least(1),
     "lr_gamma": _POSITIVE,
     "momentum": Range(0, 1, hi_open=True),
@@ -564,6 +582,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("synthetic", "sysu", "regdb", "llcm"),
     "backbone": ("resnet18", "resnet34", "resnet50"),
     "fusion": ("sff", "concat", "none"),
+    "omega_weighs": ("kind", "role"),
+    "generator_loss": ("nonsaturating", "minimax"),
     "center_loss_space": ("raw", "l2", "scaled"),
     "fc_loss_space": ("raw", "l2", "scaled"),
     "optimizer": ("sgd", "adam"),

@@ -182,8 +182,17 @@ def identity_loss(logits_shared_v: Tensor, logits_shared_i: Tensor, labels_v: Te
     return loss
 
 
-def generator_adversarial_loss(fake_logits: Tensor) -> Tensor:
-    """Eq. 12, generator side, non-saturating: mean -log D(G(F_sh)) = BCE(logit, 1)."""
+GENERATOR_LOSSES = ("nonsaturating", "minimax")
+
+
+def generator_adversarial_loss(fake_logits: Tensor, form: str = "nonsaturating") -> Tensor:
+    """Eq. 12, generator side. "nonsaturating" (the usual GAN practice): mean -log D(G(F_sh))
+    = BCE(logit, 1); "minimax" (the equation as written): mean log(1 - D(G(F_sh))) =
+    -softplus(logit), whose gradient vanishes where D rejects the generated feature."""
+    if form == "minimax":
+        return -F.softplus(fake_logits).mean()
+    if form != "nonsaturating":
+        raise ValueError(f"generator loss form must be one of {GENERATOR_LOSSES}, got {form!r}")
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
@@ -194,11 +203,14 @@ def discriminator_adversarial_loss(real_logits: Tensor, fake_logits: Tensor) -> 
 
 
 def feature_consistency_loss(generated: Tensor, real: Tensor, labels: Tensor,
-                             real_labels: Tensor | None = None) -> Tensor:
-    """Eq. 13, L_FC = mean_k,p |F'^{k,p}_sp - C^p_sp|_1 with the real centers detached (choice).
+                             real_labels: Tensor | None = None, *,
+                             detach_centers: bool = True) -> Tensor:
+    """Eq. 13, L_FC = mean_k,p |F'^{k,p}_sp - C^p_sp|_1.
 
     `labels` are the generated samples' (source) identities; the centers are of `real`
     grouped by `real_labels` (default: `labels`, as when both halves share the order).
+    Reading (`fc_detach_centers`): the real centers are targets, detached (default), or
+    L_FC also pulls the real specific features toward the generated ones.
     """
     real_labels = labels if real_labels is None else real_labels
     if generated.ndim != 2 or real.ndim != 2 or generated.shape[1] != real.shape[1] \
@@ -207,7 +219,7 @@ def feature_consistency_loss(generated: Tensor, real: Tensor, labels: Tensor,
             f"feature_consistency_loss needs generated [N, D] with labels [N] and real [M, D], "
             f"got {tuple(generated.shape)}, {tuple(labels.shape)}, {tuple(real.shape)}"
         )
-    centers = class_centers(real.detach(), real_labels)
+    centers = class_centers(real.detach() if detach_centers else real, real_labels)
     ids = torch.unique(real_labels)
     row = torch.searchsorted(ids, labels).clamp_max(len(ids) - 1)
     if not torch.equal(ids[row], labels):
@@ -326,8 +338,9 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
         _require(out, ("generated_v", "generated_i", "disc_fake_v"), "fmc=True")
         fmc_total = out["generated_i"].new_zeros(())
         if getattr(cfg, "gan", True):
-            terms["gan_g"] = (generator_adversarial_loss(out["disc_fake_i"])
-                              + generator_adversarial_loss(out["disc_fake_v"]))
+            form = getattr(cfg, "generator_loss", "nonsaturating")
+            terms["gan_g"] = (generator_adversarial_loss(out["disc_fake_i"], form)
+                              + generator_adversarial_loss(out["disc_fake_v"], form))
             fmc_total = fmc_total + align_weight * terms["gan_g"]
         if getattr(cfg, "ic", True):  # F'_sp,I comes from visible images: Y_V (and back)
             terms["ic"] = (identity_consistency_loss(out["logits_generated_i"], labels_v)
@@ -336,9 +349,12 @@ def fmcnet_loss(out: dict[str, Tensor], labels_v: Tensor, labels_i: Tensor, cfg:
         if getattr(cfg, "fc", True):
             fc = _in_space(raw, getattr(cfg, "fc_loss_space", "l2"),
                            getattr(cfg, "fc_loss_scale", 1.0))
+            detach = getattr(cfg, "fc_detach_centers", True)
             terms["fc"] = (
-                feature_consistency_loss(fc["generated_i"], fc["specific_i"], labels_v, labels_i)
-                + feature_consistency_loss(fc["generated_v"], fc["specific_v"], labels_i, labels_v)
+                feature_consistency_loss(fc["generated_i"], fc["specific_i"], labels_v, labels_i,
+                                         detach_centers=detach)
+                + feature_consistency_loss(fc["generated_v"], fc["specific_v"], labels_i, labels_v,
+                                           detach_centers=detach)
             )
             fmc_total = fmc_total + align_weight * terms["fc"]
         total = total + getattr(cfg, "fmc_weight", 1.0) * fmc_total

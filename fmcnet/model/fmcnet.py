@@ -49,6 +49,7 @@ class FMCNet(nn.Module):
         generator_hidden: int = 1024,
         fmc_detach_input: bool = False,
         omega_init: tuple[float, float] = (0.5, 0.5),
+        omega_weighs: str = "kind",
         sfd: bool = True,
         fmc: bool = True,
         fusion: str = "sff",
@@ -73,7 +74,8 @@ class FMCNet(nn.Module):
         self.fmc = FMC(dim, generator_hidden) if fmc else None
         # True: the generators read F_sh detached, so L_FMC trains G but not E_sh
         self.fmc_detach_input = fmc_detach_input
-        self.sff = SFF(dim, num_classes, tuple(omega_init), bnneck) if fusion == "sff" else None
+        self.sff = (SFF(dim, num_classes, tuple(omega_init), bnneck, weighs=omega_weighs)
+                    if fusion == "sff" else None)
         # Retrieval width: F_fp (2C), Cat(F_sh, V-specific, I-specific) (3C) or F_sh (C).
         self.feature_dim: int = {"sff": 2 * dim, "concat": 3 * dim, "none": dim}[fusion]
 
@@ -91,6 +93,7 @@ class FMCNet(nn.Module):
             generator_hidden=cfg.generator_hidden,
             fmc_detach_input=cfg.fmc_detach_input,
             omega_init=tuple(cfg.omega_init),
+            omega_weighs=getattr(cfg, "omega_weighs", "kind"),
             sfd=cfg.sfd,
             fmc=cfg.fmc,
             fusion=cfg.fusion,
