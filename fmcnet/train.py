@@ -858,7 +858,7 @@ def train(
         done = epoch + 1
         if not (done % cfg.checkpoint_every == 0 or done == cfg.epochs):
             return
-        if cfg.validate and dataset.val is not None:
+        if cfg.validate and cfg.keep_best_val and dataset.val is not None:
             val_map = validation_map(model, dataset, cfg, device)
             if history:
                 history[-1]["val_mAP"] = val_map
@@ -961,7 +961,8 @@ def train(
             model, _ = load_model_from_checkpoint(ckpt_dir / "best.pt", cfg, dataset, device)
             selection = f"best validation mAP ({best['mAP']:.2f}%) at epoch {best['epoch']}; val ids held out"
         else:
-            selection = f"last epoch ({cfg.epochs}); trained on train+val as the paper"
+            selection = (f"last epoch ({cfg.epochs}); val ids held out" if cfg.validate else
+                         f"last epoch ({cfg.epochs}); trained on train+val as the paper")
         results = evaluate_run(model, dataset, cfg, run_dir, device=device, selection=selection,
                                commit=commit)
     if world > 1:

@@ -330,6 +330,21 @@ def _agw_ids(root: Path, test_ids: np.ndarray, notes: list[str]) -> list[str]:
     return sorted(f"{i:04d}" for i in ids)  # AGW: "%04d" % x, sorted as strings
 
 
+# The held-out validation ids as a setting of their own (with `validate`): all-search
+# single-shot among the val ids, drawn by the `seeded` sampler (the `agw` draw reads
+# exp/test_id.txt only). Choices are made on it; the test settings are for reporting.
+VAL_SETTING = "val/all/single"
+
+
+def _val_split(root: Path, found: dict, val_ids: np.ndarray, trials: int) -> EvalSplit:
+    query = _image_set(root, found, val_ids, INFRARED_CAMS, "infrared")
+    pool = _image_set(root, found, val_ids, VISIBLE_CAMS, "visible")
+    groups = group_ids(pool.pids, pool.cams)
+    picks = [np.flatnonzero(within_group_rank(groups, np.random.default_rng(t)) < 1)
+             for t in range(trials)]
+    return EvalSplit(VAL_SETTING, "sysu", query, pool, picks, sampler="seeded")
+
+
 def load_sysu(
     root: str | os.PathLike,
     *,
@@ -430,5 +445,7 @@ def load_sysu(
                 picks = [np.flatnonzero((r if rows is None else r[rows]) < k) for r in ranks[sampler]]
             name = f"{mode}/{shot}"
             splits[name] = EvalSplit(name, "sysu", query, pool, picks, sampler=sampler)
+    if validate:
+        splits[VAL_SETTING] = _val_split(root, found, ids["val"], trials)
     return VIDataset("sysu", root, train, splits, sampler=describe_samplers(splits), val=val,
                      notes=notes)

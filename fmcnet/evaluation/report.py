@@ -42,6 +42,7 @@ SETTING_LABELS = {
     "all/multi": "all-search, multi-shot",
     "indoor/single": "indoor-search, single-shot",
     "indoor/multi": "indoor-search, multi-shot",
+    "val/all/single": "validation ids: all-search, single-shot",
     "visible_to_infrared": "visible → infrared",
     "infrared_to_visible": "infrared → visible",
 }
@@ -148,7 +149,7 @@ def table1_markdown(results: dict[str, Any]) -> str:
     data = "synthetic (SYSU-MM01 layout, not SYSU-MM01)" if synthetic else title
     identities = results.get("train_identities", "?")
     if results.get("validate"):
-        identities = f"{identities} (val ids held out for model selection)"
+        identities = f"{identities} (val ids held out)"
     llcm = results.get("llcm_protocol")
     lines += [
         "",
