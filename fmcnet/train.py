@@ -681,6 +681,11 @@ def train(
     from fmcnet.data.cache import load_images
 
     validate(cfg)  # a Config built by hand gets the checks make_config applies
+    from fmcnet.parallel import train_on_cpu_ranks, wants_cpu_ranks
+
+    if wants_cpu_ranks(cfg, pick_device(cfg.device)):
+        return train_on_cpu_ranks(cfg, run_dir, resume=resume, evaluate=evaluate,
+                                  callback=callback)
     # The code that trains is the code of this moment: results.json names it, not the
     # commit the working tree has reached by the time the evaluation ends.
     commit = git_commit()

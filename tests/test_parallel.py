@@ -1,0 +1,37 @@
+"""`cpu_ranks`: data-parallel training in several CPU processes, started by `train()`."""
+
+import json
+
+import torch
+
+from fmcnet.config import make_config
+from fmcnet.parallel import wants_cpu_ranks
+from fmcnet.train import train
+
+
+def test_cpu_ranks_apply_only_to_a_cpu_run_outside_a_launch(monkeypatch):
+    cfg = make_config("smoke", cpu_ranks=2)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert wants_cpu_ranks(cfg, torch.device("cpu"))
+    assert not wants_cpu_ranks(cfg, torch.device("cuda"))
+    assert not wants_cpu_ranks(make_config("smoke"), torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # already one rank of torchrun: never nested
+    assert not wants_cpu_ranks(cfg, torch.device("cpu"))
+
+
+def test_two_cpu_ranks_train_one_run(tmp_path):
+    cfg = make_config("smoke", backbone_width=16, cpu_ranks=2, cpu_threads=1, log_every=1,
+                      trials=1)
+    seen = []
+    result = train(cfg, tmp_path / "run", callback=seen.append)
+    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    steps = cfg.epochs * cfg.steps_per_epoch
+    # one writer: every step once, and the caller's callback saw each record
+    assert [r["global_step"] for r in records] == list(range(1, steps + 1))
+    assert [r["global_step"] for r in seen] == list(range(1, steps + 1))
+    assert result.results["settings"]["all/single"]["R1"] >= 0
+    assert "cpu_ranks: 2" in (tmp_path / "run" / "config.yaml").read_text()
+    # the parent returns the trained weights, as train() does in one process
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    for name, value in result.model.state_dict().items():
+        torch.testing.assert_close(value, saved["model"][name])
