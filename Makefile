@@ -12,7 +12,7 @@ STAMP := $(VENV)/.fmcnet-$(REQ_HASH)
 export FMCNET_DATA ?= $(CURDIR)/.cache/data
 export MPLBACKEND ?= Agg
 
-.PHONY: venv demo test test-unit test-notebooks test-e2e figures lab lint bench clean gpu-check
+.PHONY: venv demo test test-unit test-notebooks test-e2e figures lab lint bench clean gpu-check pretrain
 
 venv: $(STAMP)
 
@@ -27,6 +27,12 @@ $(STAMP):
 
 demo: venv
 	$(PY) -m fmcnet demo --out runs/demo
+
+# The ImageNet stand-in that `quick` starts from (fmcnet/pretrain.py): rewrites the
+# committed weights and their .json / .log. The recipe's defaults are the committed ones.
+STANDIN ?= fmcnet/weights/standin_resnet18_w16.pt
+pretrain: venv
+	$(PY) -m fmcnet pretrain --out $(STANDIN)
 
 test: venv
 	$(PY) -m pytest tests -q -m "not e2e"

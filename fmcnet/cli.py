@@ -275,6 +275,29 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from fmcnet.pretrain import PretrainRecipe, pretrain
+
+    base = PretrainRecipe.smoke() if args.smoke else PretrainRecipe()
+    fields = {f.name for f in dataclasses.fields(PretrainRecipe)}
+    changes = {}
+    for key, value in parse_overrides(args.overrides or []).items():
+        if key not in fields:
+            raise FMCNetError(f"unknown pretrain key {key!r}; valid keys: {', '.join(sorted(fields))}")
+        kind = type(getattr(base, key))
+        try:
+            changes[key] = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise FMCNetError(f"pretrain key {key} expects a {kind.__name__}, got {value!r}") from None
+    recipe = dataclasses.replace(base, **changes)
+    command = " ".join(["python -m fmcnet pretrain", "--out", str(args.out)]
+                       + (["--smoke"] if args.smoke else []) + list(args.overrides or []))
+    pretrain(recipe, args.out, command=command)
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     from fmcnet.analysis import make_figures, reference_run
 
@@ -381,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gpu_check)
+
+    p = sub.add_parser("pretrain", help="the ImageNet stand-in: pretrain the quick backbone on "
+                       "visible images of another synthetic population (make pretrain)")
+    p.add_argument("--out", required=True, help="the state dict to write (.pt); .json and .log beside it")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long recipe (tests)")
+    p.add_argument("overrides", nargs="*", help="recipe key=value (fmcnet.pretrain.PretrainRecipe)")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("figures", help="the README's pictures from the reference run (make figures)")
     p.add_argument("--run", default=None,

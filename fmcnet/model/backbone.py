@@ -30,6 +30,20 @@ _WEIGHTS = {
 
 
 STANDARD_WIDTH = 64  # channels of torchvision's stem and layer1 (ImageNet weights exist)
+# Where a relative `pretrained_path` is looked for when the working directory does not
+# hold it: the folder that holds the `fmcnet` package (the repository root of a clone), so
+# the stand-in weights of `quick` (fmcnet/weights/) load from a notebook's folder too.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def resolve_weights_path(path: str | os.PathLike) -> Path:
+    """`pretrained_path` as a file: as given (absolute, or relative to the working
+    directory), else relative to the folder holding the `fmcnet` package."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    beside_package = PACKAGE_PARENT / given
+    return beside_package if beside_package.exists() else given
 
 
 def feature_dim(name: str, width: int = STANDARD_WIDTH) -> int:
@@ -117,7 +131,7 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 
 def load_state_dict_file(resnet: nn.Module, path: str | os.PathLike) -> None:
     """Load a torchvision-ResNet state dict saved with `torch.save` into `resnet`."""
-    path = Path(path).expanduser()
+    path = resolve_weights_path(path)
     if not path.is_file():
         raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file")
     try:
@@ -189,9 +203,11 @@ def check_pretrained(name: str, *, pretrained: bool,
     """
     _check_width(name, width, pretrained=pretrained, pretrained_path=pretrained_path)
     if pretrained_path is not None:
-        path = Path(pretrained_path).expanduser()
+        path = resolve_weights_path(pretrained_path)
         if not path.is_file():
-            raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file")
+            raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file "
+                              f"(a relative path is looked for in the working directory and in "
+                              f"{PACKAGE_PARENT})")
     elif pretrained:
         cached = imagenet_weights_file(name)
         if not cached.is_file():
