@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fmcnet.config import make_config
-from fmcnet.data import synthetic
+from fmcnet.data import render, synthetic
 from fmcnet.data.synthetic import ensure_synthetic, synthesize
 from fmcnet.utils import FMCNetError
 
@@ -230,8 +230,8 @@ def test_cross_modal_predictability_ties_dye_and_fabric_to_the_cut(part):
     when the rule was learnt; with 0 the cut says nothing about them."""
     r2 = {}
     for predictability in (0.0, 0.5, 1.0):
-        idp = synthetic._identities(np.random.default_rng(0), 2000, 0.0, 0.25, predictability)
-        cut = synthetic._cut_index(idp, part)
+        idp = render._identities(np.random.default_rng(0), 2000, 0.0, 0.25, predictability)
+        cut = render._cut_index(idp, part)
         brightness = idp[f"c_{part}"].max(-1)  # HSV value of the dye
         r2[predictability] = (_held_out_r2(brightness, cut), _held_out_r2(idp[f"t_{part}"], cut))
     for k in range(2):  # visible, infrared
