@@ -62,9 +62,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         return extraction(spec)
     import numpy as np
 
+    from fmcnet.batches import DeviceImages
     from fmcnet.config import make_config
     from fmcnet.gpu_check import PhaseClock, Trainer
-    from fmcnet.train import DeviceImages
 
     h, w = spec["size"]
     cfg = make_config("quick", pretrained=False, progress=False, device="cpu", height=h,

@@ -40,12 +40,14 @@ from common import (
     sync,
 )
 
+from fmcnet.batches import DeviceImages, OnDeviceBatches
 from fmcnet.config import Config, make_config
 from fmcnet.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from fmcnet.data.sampler import CrossModalitySampler
 from fmcnet.gpu_check import count_step_flops
 from fmcnet.model import FMCNet
-from fmcnet.train import DeviceImages, OnDeviceBatches, TrainStep, build_optimizers
+from fmcnet.optim import build_optimizers
+from fmcnet.step import TrainStep
 
 NUM_CLASSES = 395  # SYSU-MM01 train + val identities, as the paper trains
 PHASES = ("data", "forward", "backward", "optimizer")

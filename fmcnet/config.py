@@ -676,8 +676,14 @@ def _check_range(key: str, value: Any, allowed: Range) -> None:
             raise ConfigError(f"{key} must be {allowed}{why}, got {shown!r}")
 
 
+def plain(value: Any) -> Any:
+    """A configuration value as config.yaml and checkpoints store it (tuples as lists), so
+    that a saved value and a live one compare equal."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    data = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items()}
+    data = {k: plain(v) for k, v in cfg.to_dict().items()}
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 

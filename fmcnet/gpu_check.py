@@ -235,9 +235,11 @@ class Trainer:
     def __init__(self, cfg: Config, images_v, images_i, labels_v: np.ndarray,
                  labels_i: np.ndarray, num_classes: int, device: torch.device, *,
                  compile_backend: str | None = None, seed: int = 0) -> None:
+        from fmcnet.batches import OnDeviceBatches
         from fmcnet.data.sampler import CrossModalitySampler
         from fmcnet.model import FMCNet
-        from fmcnet.train import OnDeviceBatches, TrainStep, build_optimizers
+        from fmcnet.optim import build_optimizers
+        from fmcnet.step import TrainStep
 
         seed_everything(seed)  # equal seeds give equal initial weights
         self.cfg, self.device = cfg, device
@@ -285,7 +287,7 @@ class Trainer:
 
 def step_images(plan: Plan, cfg: Config, device: torch.device, on_device: bool = True):
     """(DeviceImages V, DeviceImages I, labels V, labels I) of random pixels."""
-    from fmcnet.train import DeviceImages
+    from fmcnet.batches import DeviceImages
 
     n = plan.step_identities * plan.step_per_id
     labels = np.repeat(np.arange(plan.step_identities), plan.step_per_id)
@@ -371,7 +373,7 @@ def step_config(ctx: Check, **overrides: Any) -> Config:
 def section_step(ctx: Check) -> dict[str, Any]:
     """The real step at the profile's shape: precision and layout variants, cuDNN
     autotuning, images on the device vs pinned host memory, augmentation share, phases."""
-    from fmcnet.train import set_backend_flags
+    from fmcnet.assembly import set_backend_flags
 
     device, plan = ctx.device, ctx.plan
     set_backend_flags(device)
@@ -491,8 +493,8 @@ def resize_uint8(images: np.ndarray, size: tuple[int, int], device: torch.device
 def section_data(ctx: Check) -> dict[str, Any]:
     """The SYSU-sized synthetic training set: rendered in memory, resized on the device,
     then held as `DeviceImages` (on the device when it fits) like train() holds it."""
+    from fmcnet.batches import DeviceImages
     from fmcnet.data.synthetic import render_images
-    from fmcnet.train import DeviceImages
 
     plan, device = ctx.plan, ctx.device
     cfg = step_config(ctx)
@@ -532,7 +534,7 @@ def _run_steps(trainer: Trainer, steps: int, log_every: int) -> tuple[list[str],
     """Run `steps` steps with train()'s schedule (`lr_factor`, `set_lr`); returns the
     term names and a [steps, terms] array, synchronising once per `log_every` steps as
     train() does. Raises on the first non-finite term."""
-    from fmcnet.train import lr_factor, set_lr
+    from fmcnet.optim import lr_factor, set_lr
 
     cfg = trainer.cfg
     per_epoch = len(trainer.sampler)
@@ -632,7 +634,7 @@ def section_run(ctx: Check) -> dict[str, Any]:
 
 
 def _lr_at(cfg: Config, step: int, per_epoch: int) -> float:
-    from fmcnet.train import lr_factor
+    from fmcnet.optim import lr_factor
 
     return lr_factor(cfg, step, per_epoch)
 
@@ -824,7 +826,7 @@ def section_protocol(ctx: Check) -> dict[str, Any]:
 def section_compile(ctx: Check) -> dict[str, Any]:
     """bf16 + channels_last + torch.compile: compile time (the first step) counted, and
     the steps it takes to pay for itself against the uncompiled step of section step."""
-    from fmcnet.train import set_backend_flags
+    from fmcnet.assembly import set_backend_flags
 
     set_backend_flags(ctx.device)
     data = step_images(ctx.plan, step_config(ctx), ctx.device)
@@ -933,7 +935,7 @@ class Check:
 
     def save_checkpoint_probe(self, trainer: Trainer) -> None:
         """Seconds to write one checkpoint as train() writes it (for the estimate)."""
-        from fmcnet.train import save_checkpoint
+        from fmcnet.checkpoints import save_checkpoint
 
         path = self.out_dir / ".checkpoint-probe.pt"
         start = time.perf_counter()
@@ -1115,7 +1117,7 @@ def run_check(out_dir: str | os.PathLike, *, device: str = "auto", tiny: bool = 
     out.mkdir(parents=True, exist_ok=True)
     plan = TINY_PLAN if tiny else GPU_PLAN
     budget = Budget(budget_s)
-    from fmcnet.train import set_backend_flags
+    from fmcnet.assembly import set_backend_flags
 
     set_backend_flags(dev)
     ctx = Check(out, dev, plan, budget, seed, "tiny dry run" if tiny else "full")
