@@ -254,7 +254,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from fmcnet.gpu_check import failed_sections, run_check, summary_table
+    # The benchmarks live outside the package they measure (fmcnet_bench, beside fmcnet in
+    # the checkout); only this command reaches for them, and only when it runs.
+    try:
+        from fmcnet_bench.check import failed_sections, run_check
+        from fmcnet_bench.report import summary_table
+    except ModuleNotFoundError as exc:
+        if exc.name != "fmcnet_bench":
+            raise
+        raise FMCNetError(
+            "gpu-check lives in the fmcnet_bench package beside fmcnet in the checkout, and "
+            "python cannot find it; run python -m fmcnet gpu-check from the checkout's root "
+            "(or install the checkout: pip install -e .)") from None
 
     result = run_check(args.out, device=args.device, tiny=args.tiny, budget_s=args.budget_s,
                        sections=args.sections.split(",") if args.sections else None,
