@@ -155,7 +155,7 @@ def test_core_modules_import_without_notebook_packages(tmp_path):
                      "fmcnet.evaluation.rerank", "fmcnet.evaluation.run", "fmcnet.cli",
                      "fmcnet.assembly", "fmcnet.checkpoints", "fmcnet.run_folder",
                      "fmcnet.data.render", "fmcnet_bench.check", "fmcnet_bench.report",
-                     "fmcnet.analysis", "fmcnet.sweep", "fmcnet.study",
+                     "fmcnet.analysis", "fmcnet.sweep", "fmcnet.study", "fmcnet.stats",
                      "fmcnet.viz", "fmcnet.viz.figures", "fmcnet.viz.embedding"):
             importlib.import_module(name)
         print("imported")
