@@ -42,7 +42,7 @@ from common import (
 from fmcnet.assembly import (
     TrainingImages,
     build_batches,
-    build_model,
+    build_network,
     build_sampler,
     build_step,
 )
@@ -209,7 +209,7 @@ def make_step(cfg: Config, device: torch.device, *, amp: bool, channels_last: bo
     one variant."""
     cfg = dataclasses.replace(cfg, amp=amp, cpu_amp=amp, channels_last=channels_last,
                               compile=compile)
-    return build_step(cfg, build_model(cfg, NUM_CLASSES, device), device)
+    return build_step(cfg, build_network(cfg, NUM_CLASSES, device), device)
 
 
 def timed_step(step: TrainStep, pipeline, clock: PhaseClock) -> None:

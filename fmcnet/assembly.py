@@ -3,7 +3,7 @@
 `assemble(cfg, images, num_classes, device)` builds them from a configuration and the
 training images, as `train()` runs them; the GPU check and every benchmark build theirs
 here too, so there is one place where the assembly lives. The pieces are built one by
-one (`build_model`, `build_step`, `build_sampler`, `build_batches`) where a benchmark
+one (`build_network`, `build_step`, `build_sampler`, `build_batches`) where a benchmark
 swaps one of them (its own batch pipeline, say). Global seeding (`seed_everything`)
 comes before: the model's initial weights draw from torch's global generator.
 """
@@ -61,7 +61,7 @@ class TrainingImages:
         )
 
 
-def build_model(cfg: Config, num_classes: int, device: torch.device) -> FMCNet:
+def build_network(cfg: Config, num_classes: int, device: torch.device) -> FMCNet:
     """FMCNet on `device`, in the memory layout its batches arrive in."""
     model = FMCNet.from_config(cfg, num_classes).to(device)
     # The cached images are NHWC, so batches arrive channels_last; the model follows
@@ -158,7 +158,7 @@ class Assembly:
 def assemble(cfg: Config, images: TrainingImages, num_classes: int, device: torch.device, *,
              rank: int = 0, world: int = 1, compile_backend: str | None = None) -> Assembly:
     """Every part of a training run, built from the configuration and the images."""
-    model = build_model(cfg, num_classes, device)
+    model = build_network(cfg, num_classes, device)
     step = build_step(cfg, model, device, world=world, compile_backend=compile_backend)
     sampler = build_sampler(cfg, images.labels_v, images.labels_i, rank=rank, world=world)
     return Assembly(cfg, model, step, sampler, build_batches(cfg, images, device, rank=rank))

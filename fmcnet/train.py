@@ -67,7 +67,6 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-
 def _distributed() -> tuple[int, int]:
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         if not dist.is_initialized():
@@ -362,38 +361,26 @@ def train(
             for epoch in epochs:
                 pos.epoch = epoch
                 parts.model.train()
-                if pos.step_in_epoch < spe:
-                    parts.sampler.load_state_dict({"epoch": epoch, "position": pos.step_in_epoch,
-                                                   "seed": cfg.seed})
-                    bar = _progress(parts.sampler, show, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                    leave=False, line=True, unit="steps",
-                                    total=spe - pos.step_in_epoch)
-                    for idx_v, idx_i in bar:
-                        in_step = True  # from here the state is mid-step until it completes
-                        parts.set_schedule(pos.global_step)
-                        terms = parts.step(*parts.batches(idx_v, idx_i))
-                        pos.global_step += 1
-                        in_step = False
+                bar = _epoch_batches(parts, pos, show)
+                for idx_v, idx_i in bar:
+                    in_step = True  # from here the state is mid-step until it completes
+                    parts.set_schedule(pos.global_step)  # learning rates, alignment weight
+                    terms = parts.step(*parts.batches(idx_v, idx_i))
+                    pos.global_step += 1
+                    in_step = False
 
-                        log.add(terms, len(idx_v) + len(idx_i))
-                        logged = log.due(end_of_epoch=pos.step_in_epoch == spe)
-                        if logged:
-                            log.flush(pos)
-                            if show:
-                                log.show_on(bar)
-                        # the last step's interrupt waits for the end-of-epoch checkpoint
-                        if pos.step_in_epoch < spe and _stop_requested(guard, logged, world,
-                                                                       device):
-                            raise KeyboardInterrupt
-                    log.flush(pos)
-                done = epoch + 1
-                if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
-                    val_map = None
-                    if cfg.validate and dataset.val is not None:
-                        val_map = validation_map(parts.model, dataset, cfg, device)
-                        log.add_validation(val_map, pos.global_step)
-                    saver.close_epoch(done, pos.global_step, val_map)
-                pos.closed = done
+                    log.add(terms, len(idx_v) + len(idx_i))
+                    logged = log.due(end_of_epoch=pos.step_in_epoch == spe)
+                    if logged:
+                        log.flush(pos)
+                        if show:
+                            log.show_on(bar)
+                    # the last step's interrupt waits for the end-of-epoch checkpoint
+                    if pos.step_in_epoch < spe and _stop_requested(guard, logged, world, device):
+                        raise KeyboardInterrupt
+                log.flush(pos)
+                _close_epoch(epoch + 1, pos, parts, dataset, log, saver)  # validate, checkpoint
+                pos.closed = epoch + 1
                 if _stop_requested(guard, True, world, device):
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -411,6 +398,34 @@ def train(
     if world > 1:
         dist.barrier()
     return TrainResult(run_dir, model, dataset, cfg, results, log.history)
+
+
+def _epoch_batches(parts: Assembly, pos: Position, show: bool) -> Any:
+    """The batches of `pos.epoch` that are still to train: all of them, the rest of them
+    after a resume mid-epoch, none when its last step is done (its end-of-epoch work may
+    not be)."""
+    if pos.step_in_epoch >= pos.steps_per_epoch:
+        return ()
+    cfg = parts.cfg
+    parts.sampler.load_state_dict({"epoch": pos.epoch, "position": pos.step_in_epoch,
+                                   "seed": cfg.seed})
+    return _progress(parts.sampler, show, desc=f"epoch {pos.epoch + 1}/{cfg.epochs}",
+                     leave=False, line=True, unit="steps",
+                     total=pos.steps_per_epoch - pos.step_in_epoch)
+
+
+def _close_epoch(done: int, pos: Position, parts: Assembly, dataset: VIDataset,
+                 log: MetricsLog, saver: Checkpointer) -> None:
+    """The end of every `checkpoint_every`-th epoch and of the last: the validation mAP
+    (with `validate`) and the checkpoints."""
+    cfg = parts.cfg
+    if not (done % cfg.checkpoint_every == 0 or done == cfg.epochs):
+        return
+    val_map = None
+    if cfg.validate and dataset.val is not None:
+        val_map = validation_map(parts.model, dataset, cfg, parts.step.device)
+        log.add_validation(val_map, pos.global_step)
+    saver.close_epoch(done, pos.global_step, val_map)
 
 
 def _evaluate(model: FMCNet, dataset: VIDataset, cfg: Config, run_dir: Path,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fmcnet.assembly import build_model
+from fmcnet.assembly import build_network
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.utils import FMCNetError
 from fmcnet_bench.plan import step_config
@@ -30,7 +30,7 @@ def section_extraction(ctx: Check) -> dict[str, Any]:
         pool = ctx.train_set["host_v"]
         images = pool[np.arange(plan.extract_images) % len(pool)]
     else:
-        model = build_model(cfg, ctx.num_classes, device)
+        model = build_network(cfg, ctx.num_classes, device)
         source = "a randomly initialised model"
         images = random_images(plan.extract_images, (cfg.height, cfg.width), 3)
     out: dict[str, Any] = {"images": len(images), "batch_size": cfg.eval_batch_size,
