@@ -294,3 +294,23 @@ def test_cpu_amp_runs_step_and_extraction_in_bf16():
     assert torch.equal(fp32, extract_features(model, images, "visible", device="cpu", amp=True))
     assert not torch.equal(fp32, bf16)  # bf16 rounding changed the features ...
     assert torch.nn.functional.cosine_similarity(fp32, bf16).min() > 0.98  # ... slightly
+
+
+def test_the_core_never_imports_the_benchmarks():
+    """fmcnet_bench depends on fmcnet, never the reverse: the one import of it in the
+    package is the gpu-check command's, made when that command runs."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "fmcnet").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        owner = {child: node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                 for child in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                if any(n.split(".")[0] == "fmcnet_bench" for n in names):
+                    found.append((path.relative_to(ROOT).as_posix(),
+                                  owner.get(node, "module level")))
+    assert set(found) == {("fmcnet/cli.py", "cmd_gpu_check")}, found
