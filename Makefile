@@ -58,7 +58,7 @@ lab: venv
 	FMCNET_PROFILE=quick $(VENV)/bin/jupyter lab notebooks/
 
 lint: venv
-	$(VENV)/bin/ruff check fmcnet tests bench
+	$(VENV)/bin/ruff check fmcnet fmcnet_bench tests bench
 
 bench: venv
 	$(PY) bench/train_throughput.py --quick

@@ -6,7 +6,9 @@ processes on a shared machine hits both alike, and the medians are compared.
 CUDA work is synchronised around every timed region.
 
 Scripts import this module as ``common`` (``python bench/<script>.py`` puts ``bench/``
-first on ``sys.path``).
+first on ``sys.path``); it puts the checkout's root after it, so that ``fmcnet`` and the
+benchmarking package ``fmcnet_bench`` (timing tools, data-sheet peaks, FLOP counter) are
+the checkout's, installed or not (the bare GPU box installs nothing).
 """
 
 from __future__ import annotations
@@ -20,12 +22,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from fmcnet.gpu_check import datasheet_bf16_tflops
-from fmcnet.utils import describe_device, git_commit, pick_device
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+from fmcnet.utils import describe_device, git_commit, pick_device  # noqa: E402
+from fmcnet_bench.flops import datasheet_bf16_tflops  # noqa: E402
+from fmcnet_bench.timing import (  # noqa: E402
+    jsonable,
+    rounded,  # noqa: F401  (the scripts import it from here)
+    sync,
+)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -54,11 +66,6 @@ def setup(args: argparse.Namespace) -> torch.device:
 def log(msg: str) -> None:
     """Progress for the person watching; stderr, so `--json` stdout stays one object."""
     print(msg, file=sys.stderr, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -113,7 +120,8 @@ def load_average() -> list[float] | None:
 
 def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
     """(assumed peak, where it comes from) for the MFU estimate; None off CUDA (the
-    data-sheet table lives in `fmcnet.gpu_check`, which also measures the card's rate)."""
+    data-sheet table lives in `fmcnet_bench.flops`; the GPU check also measures the card's
+    rate)."""
     if device.type != "cuda":
         return None, "no MFU on CPU (no meaningful peak); achieved FLOP/s reported instead"
     return datasheet_bf16_tflops(device)
@@ -133,23 +141,11 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:  # numpy / torch scalars
-        return _jsonable(x.item())
-    return x
-
-
 def finish(result: dict[str, Any], args: argparse.Namespace, started: float) -> None:
     """Stamp the end load and wall time; print one JSON object or a readable listing."""
     result["load_avg_end"] = load_average()
     result["wall_s"] = round(time.perf_counter() - started, 1)
-    result = _jsonable(result)
+    result = jsonable(result)
     if args.json:
         print(json.dumps(result))
         return
@@ -168,10 +164,3 @@ def _fmt(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
     return str(v)
-
-
-def rounded(x: float, digits: int = 3) -> float:
-    """Round to `digits` significant figures (readable JSON without losing the point)."""
-    if not math.isfinite(x) or x == 0:
-        return x
-    return round(x, max(0, digits - 1 - int(math.floor(math.log10(abs(x))))))

@@ -26,11 +26,11 @@ import torch
 from common import environment, finish, interleaved, log, median, parser, rounded, setup
 from train_throughput import baseline_transform
 
+from fmcnet.batches import DeviceImages
 from fmcnet.config import make_config
 from fmcnet.data.augment import TrainAugment
 from fmcnet.data.cache import load_images
 from fmcnet.data.synthetic import synthesize
-from fmcnet.train import DeviceImages
 
 
 def cache_speed(workdir: Path, identities: int, per_camera: int, size: tuple[int, int],

@@ -1,7 +1,8 @@
 """Where the demo's training step spends its time on a CPU, and what changes it.
 
-The `quick` profile's real step (`fmcnet.train.TrainStep` fed by `OnDeviceBatches`, built
-by `fmcnet.gpu_check.Trainer` exactly as `train()` builds them), on random uint8 images.
+The `quick` profile's real step (`fmcnet.step.TrainStep` fed by `OnDeviceBatches`, built
+by `fmcnet_bench.trainer.Trainer` with `fmcnet.assembly`, the builder `train()` uses), on
+random uint8 images.
 Every configuration runs in its own worker process (the OpenMP wait policy is read once,
 when torch loads the runtime), in interleaved rounds, so the ratios come from one run:
 
@@ -62,9 +63,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         return extraction(spec)
     import numpy as np
 
+    from fmcnet.batches import DeviceImages
     from fmcnet.config import make_config
-    from fmcnet.gpu_check import PhaseClock, Trainer
-    from fmcnet.train import DeviceImages
+    from fmcnet_bench.timing import PhaseClock
+    from fmcnet_bench.trainer import Trainer
 
     h, w = spec["size"]
     cfg = make_config("quick", pretrained=False, progress=False, device="cpu", height=h,

@@ -29,8 +29,8 @@ from fmcnet.config import make_config
 from fmcnet.evaluation.extract import extract_features
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics
 from fmcnet.evaluation.reference import eval_regdb_loop, eval_sysu_loop
-from fmcnet.gpu_check import SYSU_TEST_IDS, SysuProtocolRun, SysuTest, identity_features
 from fmcnet.model import FMCNet
+from fmcnet_bench.sysu import SYSU_TEST_IDS, SysuProtocolRun, SysuTest, identity_features
 
 REGDB_IDS, REGDB_PER_ID = 206, 10
 TOL = 1e-6
@@ -127,7 +127,7 @@ def extraction(device: torch.device, quick: bool, tiny: bool, repeats: int) -> d
 
 def sysu_protocol(device: torch.device, rng: np.random.Generator, dim: int, trials: int,
                   scale: float, repeats: int) -> dict[str, Any]:
-    """`fmcnet.gpu_check.SysuProtocolRun`: what `evaluate_dataset` does after extraction,
+    """`fmcnet_bench.sysu.SysuProtocolRun`: what `evaluate_dataset` does after extraction,
     on random features of the real counts (one distance matrix per gallery pool, then
     rank_metrics for each of the 4 settings x `trials` trials)."""
     run = SysuProtocolRun(rng, dim, trials, scale)

@@ -1,9 +1,9 @@
 """Training throughput of FMCNet's real step: our on-device batch pipeline vs a
 conventional per-sample PIL DataLoader feeding the same model and the same step.
 
-Ours (what `fmcnet.train` does): `DeviceImages.batch` gathers the P x K uint8 images
-where they live, `TrainAugment` pads/crops/flips/normalises/erases the whole batch on
-the device. Baseline (the AGW / DDAG style): a `torch.utils.data.DataLoader` whose
+Ours (what `fmcnet.train` does, built by `fmcnet.assembly` as there): `DeviceImages.batch`
+gathers the P x K uint8 images where they live, `TrainAugment` pads/crops/flips/
+normalises/erases the whole batch on the device. Baseline (the AGW / DDAG style): a `torch.utils.data.DataLoader` whose
 dataset turns each uint8 array into a PIL image and applies torchvision's Pad(10),
 RandomCrop, RandomHorizontalFlip, ToTensor, Normalize and RandomErasing per sample,
 then `default_collate` and a copy to the device. The step after that is shared:
@@ -21,7 +21,6 @@ demo step.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from typing import Any
 
@@ -40,12 +39,20 @@ from common import (
     sync,
 )
 
+from fmcnet.assembly import (
+    TrainingImages,
+    build_batches,
+    build_network,
+    build_sampler,
+    build_step,
+)
+from fmcnet.batches import DeviceImages
 from fmcnet.config import Config, make_config
 from fmcnet.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from fmcnet.data.sampler import CrossModalitySampler
-from fmcnet.gpu_check import count_step_flops
-from fmcnet.model import FMCNet
-from fmcnet.train import DeviceImages, OnDeviceBatches, TrainStep, build_optimizers
+from fmcnet.step import TrainStep
+from fmcnet_bench.flops import count_step_flops
+from fmcnet_bench.trainer import endless
 
 NUM_CLASSES = 395  # SYSU-MM01 train + val identities, as the paper trains
 PHASES = ("data", "forward", "backward", "optimizer")
@@ -84,13 +91,6 @@ def random_training_set(cfg: Config, identities: int, per_id: int, seed: int = 0
             rng.integers(0, 256, shape, dtype=np.uint8), labels.copy())
 
 
-def endless(sampler: CrossModalitySampler):
-    """The sampler's batches, epoch after epoch."""
-    for epoch in itertools.count():
-        sampler.set_epoch(epoch)
-        yield from sampler
-
-
 # ---- the two batch pipelines -------------------------------------------------------
 
 
@@ -102,12 +102,10 @@ class OnDevicePipeline:
     def __init__(self, data, cfg: Config, device: torch.device, channels_last: bool):
         images_v, labels_v, images_i, labels_i = data
         cfg = dataclasses.replace(cfg, channels_last=channels_last)
-        self.batches = endless(CrossModalitySampler(labels_v, labels_i, cfg.num_identities,
-                                                    cfg.num_instances, seed=cfg.seed))
-        self.make = OnDeviceBatches(
+        self.batches = endless(build_sampler(cfg, labels_v, labels_i))
+        self.make = build_batches(cfg, TrainingImages(
             DeviceImages(images_v, device, cfg.data_on_device),
-            DeviceImages(images_i, device, cfg.data_on_device), labels_v, labels_i, cfg,
-            torch.Generator(device=device).manual_seed(cfg.seed))
+            DeviceImages(images_i, device, cfg.data_on_device), labels_v, labels_i), device)
 
     def __call__(self):
         return self.make(*next(self.batches))
@@ -162,9 +160,7 @@ class PerSampleLoaderPipeline:
 
     def __init__(self, data, cfg: Config, device: torch.device, channels_last: bool,
                  workers: int):
-        labels_v, labels_i = data[1], data[3]
-        sampler = CrossModalitySampler(labels_v, labels_i, cfg.num_identities,
-                                       cfg.num_instances, seed=cfg.seed)
+        sampler = build_sampler(cfg, data[1], data[3])  # ours: the same batches
         self.loader = torch.utils.data.DataLoader(
             PairDataset(data, baseline_transform(cfg)), batch_sampler=PairBatches(sampler),
             num_workers=workers, pin_memory=device.type == "cuda",
@@ -208,16 +204,12 @@ class PhaseClock:
 
 def make_step(cfg: Config, device: torch.device, *, amp: bool, channels_last: bool,
               compile: bool = False) -> TrainStep:
-    """`fmcnet.train.TrainStep` -- the step `train()` runs -- on a fresh model and
-    optimizers, with the precision / layout / compile options of one variant."""
+    """`fmcnet.step.TrainStep` -- the step `train()` runs -- on a fresh model and
+    optimizers from `fmcnet.assembly`, with the precision / layout / compile options of
+    one variant."""
     cfg = dataclasses.replace(cfg, amp=amp, cpu_amp=amp, channels_last=channels_last,
                               compile=compile)
-    model = FMCNet.from_config(cfg, NUM_CLASSES).to(device).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer, disc_optimizer = build_optimizers(model, cfg)
-    return TrainStep(model, cfg, optimizer, disc_optimizer, device=device,
-                     forward=torch.compile(model) if compile else model)
+    return build_step(cfg, build_network(cfg, NUM_CLASSES, device), device)
 
 
 def timed_step(step: TrainStep, pipeline, clock: PhaseClock) -> None:
@@ -229,7 +221,7 @@ def timed_step(step: TrainStep, pipeline, clock: PhaseClock) -> None:
 
 
 def step_flops(cfg: Config) -> float:
-    """FLOPs of one step's forward + backward (`fmcnet.gpu_check.count_step_flops`)."""
+    """FLOPs of one step's forward + backward (`fmcnet_bench.flops.count_step_flops`)."""
     return count_step_flops(cfg, NUM_CLASSES)
 
 

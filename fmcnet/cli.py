@@ -81,8 +81,11 @@ def _train_all_trials(args: argparse.Namespace) -> int:
     kept, an interrupted one resumes from its checkpoint, the rest start; the combined
     results.json is written once all of them are done.
     """
+    from fmcnet.checkpoints import check_config, resume_keys
     from fmcnet.config import load_yaml
-    from fmcnet.train import aggregate_trials, check_config, resume_keys, run_contents, train
+    from fmcnet.evaluation.run import aggregate_trials
+    from fmcnet.run_folder import last_checkpoint, run_contents
+    from fmcnet.train import train
 
     out = Path(args.out)
     if (args.dataset or _config(args).dataset) != "regdb":
@@ -108,7 +111,7 @@ def _train_all_trials(args: argparse.Namespace) -> int:
             results = json.loads(finished.read_text())
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
-            resume = args.resume and (folder / "checkpoints" / "last.pt").exists()
+            resume = args.resume and last_checkpoint(folder).exists()
             results = train(cfg, folder, resume=resume).results
         per_trial.append({**results, "trial": t})
     summary = aggregate_trials(per_trial)
@@ -119,19 +122,15 @@ def _train_all_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmcnet.checkpoints import load_checkpoint, load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
-    from fmcnet.train import (
-        evaluate_run,
-        evaluation_folder,
-        load_checkpoint,
-        load_model_from_checkpoint,
-        run_contents,
-    )
+    from fmcnet.evaluation.run import evaluate_run, evaluation_folder
+    from fmcnet.run_folder import last_checkpoint, refuse_existing_results
     from fmcnet.utils import pick_device
 
     if args.run:
         run_dir = Path(args.run)
-        checkpoint = run_dir / "checkpoints" / "last.pt"
+        checkpoint = last_checkpoint(run_dir)
         if not checkpoint.exists():
             raise FMCNetError(f"run {run_dir} has no checkpoint at {checkpoint}")
         base, prefix = run_dir, ""
@@ -171,12 +170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name = evaluation_folder(base, dataset, settings=settings, trials=cfg.trials, tta=tta,
                                  rerank=rerank)
         out = name.with_name(f"{prefix}{name.name}_step{ckpt['global_step']}")
-    held = run_contents(out) + [n for n in ("results.json", "eval") if (out / n).exists()]
-    if held:
-        raise FMCNetError(
-            f"{out} already holds {', '.join(dict.fromkeys(held))}; an evaluation never writes "
-            "over results: choose another --out, or delete that folder to evaluate again"
-        )
+    refuse_existing_results(out)
     model, _ = load_model_from_checkpoint(checkpoint, cfg, dataset, device)
     results = evaluate_run(
         model, dataset, cfg, out, device=device,
@@ -207,7 +201,8 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fmcnet.analysis import demo_config
-    from fmcnet.train import read_metrics, train
+    from fmcnet.run_folder import last_checkpoint, read_metrics
+    from fmcnet.train import train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
     out = Path(args.out)
@@ -218,7 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
           f"{cfg.epochs} epochs{', without L_' + ', L_'.join(off) if off else ''}) on the "
           f"built-in synthetic set -> {out}")
-    result = train(cfg, out, resume=args.resume or (out / "checkpoints" / "last.pt").exists())
+    result = train(cfg, out, resume=args.resume or last_checkpoint(out).exists())
     figures = out / "figures"
     save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
     save_figure(plot_cmc(result.results), figures / "cmc.png")
@@ -259,7 +254,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from fmcnet.gpu_check import failed_sections, run_check, summary_table
+    # The benchmarks live outside the package they measure (fmcnet_bench, beside fmcnet in
+    # the checkout); only this command reaches for them, and only when it runs.
+    try:
+        from fmcnet_bench.check import failed_sections, run_check
+        from fmcnet_bench.report import summary_table
+    except ModuleNotFoundError as exc:
+        if exc.name != "fmcnet_bench":
+            raise
+        raise FMCNetError(
+            "gpu-check lives in the fmcnet_bench package beside fmcnet in the checkout, and "
+            "python cannot find it; run python -m fmcnet gpu-check from the checkout's root "
+            "(or install the checkout: pip install -e .)") from None
 
     result = run_check(args.out, device=args.device, tiny=args.tiny, budget_s=args.budget_s,
                        sections=args.sections.split(",") if args.sections else None,

@@ -243,17 +243,13 @@ class Config:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
+    # One line of why per key; the measurements behind each are in docs/method_readings.md
+    # ("The `quick` profile, key by key").
     "quick": {
         # No ImageNet weights on a CPU demo machine: random init, on purpose (logged).
         "pretrained": False,
-        # A quarter of ResNet-18's channels at 64x32: the full model's step is 18.8x as
-        # fast as the full-width network's at 96x48 on this 2-core CPU (1 thread, 2.87 ->
-        # 0.15 s; bench/demo_step.py, BENCHMARKS.md), so 864 steps fit where 288 did.
-        # From random init the narrow network learns as well: Base, realistic synthetic
-        # set, seed 0, all-search R1 / mAP (10 AGW trials): full width 96x48 288 steps at
-        # 2e-4, 6.2 +- 2.7 / 16.0 +- 4.3 (seeds 0, 1); width 16 96x48 600 steps at 1e-3,
-        # 11.7 / 20.6; 1200 steps 15.8 / 26.2; 64x32 1200 steps 15.9 / 21.7
-        # (docs/method_readings.md).
+        # A quarter of ResNet-18's channels at 64x32: ~19x faster than the full network at
+        # 96x48, and from random init it learns as well.
         "backbone": "resnet18",
         "backbone_width": 16,
         "height": 64,
@@ -261,61 +257,30 @@ PROFILES: dict[str, dict[str, Any]] = {
         "synthetic_identities": 200,
         "num_identities": 8,
         "num_instances": 4,
-        # 864 steps: `make demo` has to fit 3 minutes on a 2-core CPU; 1200 steps took 226 s
-        # on this one, 864 took 168 s. The step is the network (the loop around it ~7 %);
-        # two threads or larger batches do not pay under load, and 48x24 images for 1200
-        # steps reached less (R1 8.5 +- 2.3 %; BENCHMARKS.md), so the steps went, at a
-        # measured cost: full model as quick trains it, six seeds, all-search R1
-        # 17.2 +- 4.9 % at 1200 steps, 12.2 +- 2.8 % at 864, 10.1 +- 2.3 % at 720
-        # (results/synthetic_ablations.md, whose Tables 2-4 keep 1200 steps;
-        # docs/method_readings.md).
+        # 864 steps: `make demo` has to fit 3 minutes on a 2-core CPU (cost measured).
         "epochs": 36,
         "steps_per_epoch": 24,
         "warmup_epochs": 1,
         "optimizer": "adam",
-        # The narrow network from random init wants a larger step than the full-width one
-        # (Base, width 16, 96x48, 600 steps, seed 0: 2e-4 R1 3.2 %, 1e-3 11.7 %, 3e-3 9.4 %).
+        # The narrow network from random init wants a larger step than the full-width one.
         "lr": 1e-3,
         "lr_milestones": (27, 33),  # the 1200-step schedule's (38, 46) of 50, scaled
-        # From random init at the paper's weight 1 the centre and alignment terms (sums
-        # over the batch's identities) drive F_sh to a constant and omega to 0 before any
-        # identity is learnt: fused ID loss at chance for 600 steps, R1 at chance (2.5 %
-        # with 40 test identities). At 0.1 the features collapsed later in the run (R1
-        # 1.2 %); at 0.03 every branch learns and the margins come to hold (hinge
-        # activity 0 at the end); docs/method_readings.md.
+        # At the paper's weight 1 the centre and alignment terms collapse F_sh and omega
+        # before any identity is learnt from random init; at 0.03 every branch learns.
         "align_weight": 0.03,
-        # L_dc stays on (the full model). With the previous quick profile it cost the
-        # retrieval feature 6.7 mAP points; with this one its effect is within the seed
-        # spread (t2_full against t3_shs_sps, results/synthetic_ablations.md).
-        # From random init the centre losses need a space where the pulls are bounded
-        # and the margins reachable: on raw GAP features the alpha/beta pulls collapsed the
-        # features before any identity was learnt (ID loss at chance for 168 steps), on
-        # the unit sphere (l2) the same run reached R1 6.2 %, on a sphere of radius 2
-        # 11.5 % (the previous quick profile: full width, 96x48, 288 steps at 2e-4;
-        # realistic synthetic set, seed 0, 10 AGW trials; docs/method_readings.md).
+        # L_dc stays on (the full model): its effect is within the seed spread here.
+        # From random init the centre losses need bounded pulls and reachable margins.
         "center_loss_space": "scaled",
         "center_loss_scale": 2.0,
-        # Under Adam omega moves by at most ~its LR per step: at 0.1x it could not leave
-        # (0.5, 0.5) in 288 steps at 2e-4; at 10x it went to (0.25, 0.26) (same run).
+        # Under Adam omega moves by at most ~its LR per step: at 0.1x it stays at (0.5, 0.5).
         "omega_lr_mult": 10.0,
-        # One thread: this network's step is many short operations. Measured in one run
-        # (bench/demo_step.py, 2-core AMD EPYC): 1 thread 147 ms idle / 179 ms with a
-        # competing process; 2 threads with the OMP_WAIT_POLICY=PASSIVE that
-        # `python -m fmcnet` sets 207 / 214 ms; 2 threads spinning 128 / 387 ms.
+        # One thread: this network's step is many short operations; two lose under load.
         "cpu_threads": 1,
-        # The discriminators under Adam (betas 0.5, 0.999) at the network's LR: under SGD
-        # at 0.01 with momentum 0.9, D's weight norm grew ~100x, its loss from 2 to
-        # 50-500 and its accuracy fell below 0.5 in every FMC run of the study, so L_GAN
-        # pushed G (and E_sh) along an ever larger, arbitrary direction. Adam kept D at
-        # loss ~1.9 and accuracy ~0.75 (full model, seed 0: R1 6.0 -> 10.1 %; SGD at 1e-3:
-        # D accuracy 0.91, R1 7.5 %; docs/method_readings.md).
+        # The discriminators under Adam (betas 0.5, 0.999): under SGD D diverged in every FMC run.
         "disc_optimizer": "adam",
         "disc_lr": 1e-3,
-        # The generators read F_sh detached: L_GAN, L_IC and L_FC train G, never E_sh (the
-        # paper leaves it open; `paper` keeps the literal reading). Study, six seeds each,
-        # 1200 steps, all-search R1: full model 17.2 +- 4.9 % detached, 9.5 +- 5.3 % with
-        # L_FMC reaching E_sh, Base 9.2 +- 4.0 % (Welch p 0.028 and 0.013; both within the
-        # summed seed spread; results/synthetic_ablations.md, docs/method_readings.md).
+        # The generators read F_sh detached: L_FMC trains G, never E_sh (the paper leaves it
+        # open; `paper` keeps the literal reading).
         "fmc_detach_input": True,
         "generator_hidden": 256,
         "checkpoint_every": 5,
@@ -696,8 +661,14 @@ def _check_range(key: str, value: Any, allowed: Range) -> None:
             raise ConfigError(f"{key} must be {allowed}{why}, got {shown!r}")
 
 
+def plain(value: Any) -> Any:
+    """A configuration value as config.yaml and checkpoints store it (tuples as lists), so
+    that a saved value and a live one compare equal."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    data = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items()}
+    data = {k: plain(v) for k, v in cfg.to_dict().items()}
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 

@@ -91,9 +91,11 @@ def train_on_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, *, resume: bool,
     The ranks load the dataset the configuration names (a `dataset` object cannot cross a
     process boundary).
     """
+    from fmcnet.checkpoints import load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
     from fmcnet.data.cache import load_images
-    from fmcnet.train import TrainResult, load_model_from_checkpoint, read_metrics
+    from fmcnet.run_folder import read_metrics
+    from fmcnet.train import TrainResult
 
     run_dir = Path(run_dir)
     dataset = dataset_for_config(cfg)

@@ -6,9 +6,10 @@ python -m fmcnet sweep configs/sweeps/synthetic_study.yaml --report results/synt
 
 runs every row x seed of the spec that has no result yet (`fmcnet.sweep`), then writes
 
-* `<prefix>.md`   -- provenance, Tables 2-4 as mean ± sample std over the seeds, the
-  per-feature diagnostics, Base vs the full model across the thermal coupling, and the
-  comparisons that decide which module helps (with the rule used);
+* `<prefix>.md`   -- provenance, Tables 2-4 as mean ± sample std over the seeds (a row
+  group that is no paper table under the spec's `headings`), the per-feature
+  diagnostics, Base vs the full model across the thermal coupling, and the spec's
+  `comparisons` that decide which module helps (the rule: `fmcnet.stats.verdict`);
 * `<prefix>.json` -- the same numbers, one record per row;
 * `<prefix>.png`  -- the figure.
 
@@ -28,88 +29,16 @@ from typing import Any
 
 import yaml
 
-from fmcnet.analysis.ablations import COUPLING_TABLE, _coupling, table_title
-from fmcnet.sweep import (
-    DISCRIMINATOR_KEYS,
-    SweepSpec,
-    collect_sweep,
-    default_out,
-    load_spec,
-    run_folder,
-)
+from fmcnet.analysis.ablations import COUPLING_TABLE, coupling_of, table_title
+from fmcnet.stats import verdict
+from fmcnet.sweep import DISCRIMINATOR_KEYS, SweepSpec, collect_sweep, default_out, load_spec
 from fmcnet.utils import atomic_write_json, atomic_write_text
-
-# (better, worse, what the difference measures); rows missing from a spec are skipped.
-COMPARISONS: tuple[tuple[str, str, str], ...] = (
-    ("t2_full", "t2_base", "the full model over Base"),
-    ("t2_base_sfd", "t2_base", "SFD over Base (retrieval on F_sh in both)"),
-    ("t2_base_sfd_fmc_concat", "t2_base_sfd", "FMC (plain concatenation) over Base + SFD"),
-    ("t2_full", "t2_base_sfd_fmc_concat", "SFF over the plain concatenation"),
-    ("t2_full", "t2_base_sfd", "FMC + SFF over Base + SFD"),
-    ("t3_shs", "t3_id_only", "L_shs over L_ID only"),
-    ("t3_shs_sps", "t3_shs", "L_sps over L_shs"),
-    ("t2_full", "t3_shs_sps", "L_dc over L_shs + L_sps"),
-    ("t4_gan", "t2_base_sfd", "FMC with L_GAN alone over no FMC"),
-    ("t4_gan_ic", "t4_gan", "L_IC over L_GAN"),
-    ("t2_full", "t4_gan_ic", "L_FC over L_GAN + L_IC"),
-    ("t2_full", "t4_ic_fc_no_gan", "L_GAN over L_IC + L_FC"),
-    ("t2_full_detached", "t2_full", "L_FMC kept off E_sh (fmc_detach_input) over reaching it"),
-    ("t2_full_detached", "t2_base", "the full model with fmc_detach_input over Base"),
-    ("t2_full_detached", "t2_base_sfd", "FMC + SFF with fmc_detach_input over Base + SFD"),
-    ("steps864_full_detached", "steps864_base", "the full model over Base, both at 864 steps"),
-    ("steps864_full_detached", "t2_full_detached", "864 steps (the demo) over 1200, full model"),
-    ("short_full_detached", "t2_full_detached", "720 steps over 1200, full model"),
-    ("steps864_base", "t2_base", "864 steps over 1200, Base"),
-    ("steps1200_48x24_full_detached", "steps864_full_detached",
-     "48x24 for 1200 steps over 64x32 for 864 (about the same time), full model"),
-)
-
-
-def verdict(better: Mapping[str, Any], worse: Mapping[str, Any], metric: str = "R1"
-            ) -> dict[str, Any]:
-    """Difference of the means and whether it exceeds the seed spread.
-
-    The rule: the difference counts when it is larger than the sum of the two sample
-    standard deviations (a conservative bar: with two or three seeds a t-test has almost
-    no power, and this asks the two spreads not to touch). With fewer than two seeds on
-    a side there is no spread, and the verdict says so. The bar does not fall with more
-    seeds, so `p` adds the two-sided p-value of Welch's t-test on the seeds' numbers
-    (needs the rows' seed counts `n`; None without them): a small p with a verdict
-    "within the seed spread" is a mean difference that more seeds resolved.
-    """
-    a, b = better.get(metric), worse.get(metric)
-    if a is None or b is None:
-        return {"diff": None, "spread": None, "verdict": "not run", "p": None}
-    sa, sb = better.get(f"{metric}_std"), worse.get(f"{metric}_std")
-    diff = float(a) - float(b)
-    if sa is None or sb is None:
-        return {"diff": diff, "spread": None, "verdict": "no spread (one seed)", "p": None}
-    spread = float(sa) + float(sb)
-    if abs(diff) <= spread:
-        word = "within the seed spread"
-    else:
-        word = "better, beyond the seed spread" if diff > 0 else "worse, beyond the seed spread"
-    return {"diff": diff, "spread": spread, "verdict": word,
-            "p": welch_p(float(a), float(sa), better.get("n"), float(b), float(sb),
-                         worse.get("n"))}
-
-
-def welch_p(mean_a: float, std_a: float, n_a: int | None, mean_b: float, std_b: float,
-            n_b: int | None) -> float | None:
-    """Two-sided p-value of Welch's t-test from means, sample stds (n - 1) and counts."""
-    if not n_a or not n_b or n_a < 2 or n_b < 2 or (std_a == 0 and std_b == 0):
-        return None
-    from scipy import stats
-
-    return float(stats.ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b,
-                                            equal_var=False).pvalue)
 
 
 def _run_config(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The configuration of the row's first finished run (config.yaml), or {}."""
-    seeds = row.get("seeds") or [None]
-    for seed in seeds:
-        path = run_folder(Path(row["folder"]).parent, Path(row["folder"]).name, seed) / "config.yaml"
+    """The configuration of the row's first run that has one (config.yaml), or {}."""
+    for folder in row.get("run_folders") or []:
+        path = Path(folder) / "config.yaml"
         if path.is_file():
             return yaml.safe_load(path.read_text()) or {}
     return {}
@@ -251,7 +180,7 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
               if t != COUPLING_TABLE]
     for table in tables:
         sel = [r for r in rows if str(r.get("table", "")) == table]
-        out += [f"## {table_title(table)}", "", *_table_lines(sel), ""]
+        out += [f"## {table_title(table, spec.headings)}", "", *_table_lines(sel), ""]
 
     features = _feature_names(rows)
     if features:
@@ -289,7 +218,7 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
                 "(`synthetic_thermal_coupling`; 0.95 was the old default, a grey-level copy):",
                 "", "| model | coupling | predictability | R1 | mAP | seeds |",
                 "|---|---:|---:|---:|---:|---:|"]
-        for r in sorted(coupling, key=lambda r: (r.get("label", ""), _coupling(r))):
+        for r in sorted(coupling, key=lambda r: (r.get("label", ""), coupling_of(r))):
             cfg = r.get("config") or {}
             out.append(f"| {r.get('label', '')} | {_knob(cfg.get('synthetic_thermal_coupling'))} | "
                        f"{_knob(cfg.get('synthetic_cross_modal_predictability'))} | "
@@ -297,7 +226,7 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
                        f"| {r.get('n', 0)}/{len(r.get('seeds') or [None])} |")
         out.append("")
 
-    comps = [(a, b, what) for a, b, what in COMPARISONS if a in by_name and b in by_name]
+    comps = [(c.better, c.worse, c.what) for c in spec.comparisons]
     if comps:
         out += ["## Which module helps (computed)", "",
                 "Difference of the mean R1 and mAP (row minus the row it adds to). The "
@@ -359,7 +288,7 @@ def write_study(spec_path: str | os.PathLike, prefix: str | os.PathLike, *,
     prov = provenance(spec, rows, profile, command)
     paths = {"md": prefix.with_suffix(".md"), "json": prefix.with_suffix(".json"),
              "png": prefix.with_suffix(".png")}
-    save_figure(plot_study(rows), paths["png"])
+    save_figure(plot_study(rows, headings=spec.headings), paths["png"])
     discussion_file = prefix.with_name(prefix.name + ".discussion.md")
     discussion = discussion_file.read_text() if discussion_file.is_file() else ""
     atomic_write_text(paths["md"], study_markdown(spec, rows, prov, figure=paths["png"].name,
@@ -371,12 +300,12 @@ def write_study(spec_path: str | os.PathLike, prefix: str | os.PathLike, *,
         "provenance": prov,
         "rows": [_record(r) for r in rows],
         "comparisons": [
-            {"better": a, "worse": b, "what": what, "R1": verdict(by_name[a], by_name[b], "R1"),
-             "mAP": verdict(by_name[a], by_name[b], "mAP")}
-            for a, b, what in COMPARISONS if a in by_name and b in by_name],
+            {"better": c.better, "worse": c.worse, "what": c.what,
+             "R1": verdict(by_name[c.better], by_name[c.worse], "R1"),
+             "mAP": verdict(by_name[c.better], by_name[c.worse], "mAP")}
+            for c in spec.comparisons],
     })
     return paths
 
 
-__all__ = ["COMPARISONS", "provenance", "study_markdown", "study_rows", "verdict",
-           "write_study"]
+__all__ = ["provenance", "study_markdown", "study_rows", "write_study"]

@@ -11,6 +11,9 @@ setting: all/single                        # the results.json setting the table 
 seeds: [0, 1]                              # training seeds of every row (optional)
 parameters: {}                             # extra papermill parameters for every row
 overrides: {}                              # configuration overrides for every row
+headings: {readings: Readings ...}         # a heading per row group that is no paper table
+comparisons:                               # the study document's verdicts (fmcnet.study)
+  - {better: t2_full, worse: t2_base, what: the full model over Base}
 rows:
   t2_base:
     config: configs/ablations/t2_base.yaml # YAML stacked on the profile (optional)
@@ -48,9 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from fmcnet.stats import mean_std
 from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
 FAILED_FILE = "failed.json"
@@ -75,6 +78,16 @@ class SweepRow:
     seeds: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Row `better` against row `worse`: `what` the difference measures (the study
+    document's words)."""
+
+    better: str
+    worse: str
+    what: str
+
+
 @dataclass
 class SweepSpec:
     path: Path
@@ -87,10 +100,13 @@ class SweepSpec:
     rows: dict[str, SweepRow]
     seeds: list[int] | None = None
     runner: str = "notebook"
+    # row group (a row's `table`) -> heading, for the groups that are not a paper table
+    headings: dict[str, str] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
 
 
 _SPEC_KEYS = {"notebook", "out", "profile", "setting", "parameters", "overrides", "rows",
-              "seeds", "runner"}
+              "seeds", "runner", "headings", "comparisons"}
 _ROW_KEYS = {"config", "overrides", "parameters", "table", "label", "paper", "same_as", "seeds"}
 RUNNERS = ("notebook", "train")
 
@@ -176,6 +192,7 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
         if row.config is not None and not _resolve(row.config).is_file():
             raise SweepError(f"sweep spec {path}, row {row.name!r}: config {row.config} "
                              "does not exist")
+    comparisons = _comparisons(data.get("comparisons"), rows, path)
     runner = data.get("runner", "notebook")
     if runner not in RUNNERS:
         raise SweepError(f"sweep spec {path}: runner must be one of {RUNNERS}, got {runner!r}")
@@ -189,7 +206,29 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
         parameters=_mapping(data, "parameters", str(path)),
         overrides=_mapping(data, "overrides", str(path)),
         rows=rows, seeds=_seed_list(data.get("seeds"), f"sweep spec {path}"), runner=runner,
+        headings={str(k): str(v) for k, v in _mapping(data, "headings", str(path)).items()},
+        comparisons=comparisons,
     )
+
+
+def _comparisons(value: Any, rows: dict[str, SweepRow], path: Path) -> list[Comparison]:
+    """`comparisons`: a list of {better, worse, what}, each naming two rows of the spec."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SweepError(f"sweep spec {path}: `comparisons` must be a list of "
+                         f"{{better: row, worse: row, what: text}}, got {value!r}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"better", "worse", "what"}:
+            raise SweepError(f"sweep spec {path}: each comparison is {{better: row, worse: "
+                             f"row, what: text}}, got {item!r}")
+        unknown = [item[k] for k in ("better", "worse") if item[k] not in rows]
+        if unknown:
+            raise SweepError(f"sweep spec {path}: comparison {item['what']!r} names "
+                             f"row(s) {unknown} that the spec does not have")
+        out.append(Comparison(str(item["better"]), str(item["worse"]), str(item["what"])))
+    return out
 
 
 def default_out(spec: SweepSpec, profile: str | None) -> Path:
@@ -228,8 +267,9 @@ def row_seeds(spec: SweepSpec, row: SweepRow, seeds: list[int] | None = None) ->
     return [None] if chosen is None else list(chosen)
 
 
-def run_folder(out: Path, row_name: str, seed: int | None) -> Path:
-    """`<out>/<row>/` for an unseeded row, `<out>/<row>/seed_<s>/` for seed s."""
+def row_run_folder(out: Path, row_name: str, seed: int | None) -> Path:
+    """The run folder of a row for one seed: `<out>/<row>/` for an unseeded row,
+    `<out>/<row>/seed_<s>/` for seed s."""
     return out / row_name if seed is None else out / row_name / f"seed_{seed}"
 
 
@@ -302,25 +342,19 @@ def run_status(spec: SweepSpec, folder: Path, profile: str | None) -> dict[str, 
     return info
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n - 1; None below two values) of `values`."""
-    if not values:
-        return None, None
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
-
-
 def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
                seeds: list[int] | None = None) -> dict[str, Any]:
     """The row over its seeds: status ("done" when every seed is), R1 / mAP as the mean of
-    the finished seeds with R1_std / mAP_std, `per_seed` results and `diagnostics`
-    ({name: (mean, std)})."""
+    the finished seeds with R1_std / mAP_std, `per_seed` results, `diagnostics`
+    ({name: (mean, std)}) and `run_folders` (one per seed asked for)."""
     source = spec.rows[row.same_as] if row.same_as else row
     wanted = row_seeds(spec, row, seeds)
-    runs = {seed: run_status(spec, run_folder(out, source.name, seed), profile) for seed in wanted}
+    folders = {seed: row_run_folder(out, source.name, seed) for seed in wanted}
+    runs = {seed: run_status(spec, folder, profile) for seed, folder in folders.items()}
     info: dict[str, Any] = {
         "row": row.name, "table": row.table, "label": row.label, "paper": row.paper,
         "folder": str(out / source.name), "seeds": [s for s in wanted if s is not None],
+        "run_folders": [str(f) for f in folders.values()],
         "same_as": row.same_as,
         "status": "not run", "message": f"same model as {row.same_as}" if row.same_as else "",
     }
@@ -438,7 +472,7 @@ def run_row(spec: SweepSpec, row: SweepRow, out: Path, *, profile: str | None,
             overrides: dict[str, Any] | None = None, kernel_name: str = "python3",
             seed: int | None = None) -> str | None:
     """Run one row (for one seed) into its run folder; the error message, or None."""
-    folder = run_folder(out, row.name, seed)
+    folder = row_run_folder(out, row.name, seed)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FAILED_FILE).unlink(missing_ok=True)
     run_overrides = _run_overrides(spec, row, overrides, seed)
@@ -550,7 +584,7 @@ def run_sweep(
         row = spec.rows[name]
         label = name if seed is None else f"{name} seed {seed}"
         bar.set_postfix_str(label)
-        folder = run_folder(out_dir, name, seed)
+        folder = row_run_folder(out_dir, name, seed)
         if run_status(spec, folder, profile)["status"] in ("done", "conflict"):
             continue
         message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,

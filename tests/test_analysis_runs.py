@@ -4,10 +4,11 @@ import json
 
 import pytest
 
+import fmcnet.evaluation.run as evaluation_run
 import fmcnet.train as train_mod
 from fmcnet import analysis
+from fmcnet.checkpoints import CheckpointMismatch, load_checkpoint
 from fmcnet.config import make_config
-from fmcnet.train import CheckpointMismatch, load_checkpoint
 from fmcnet.utils import FMCNetError
 
 
@@ -91,15 +92,15 @@ def test_training_run_keeps_the_reference_run_the_demo(monkeypatch, tmp_path, sy
 def test_run_results_reuse_or_evaluate_into_their_own_folder(trained, monkeypatch):
     run = trained
     own = json.loads((run.run_dir / "results.json").read_text())
-    real_evaluate = train_mod.evaluate_run
-    monkeypatch.setattr(train_mod, "evaluate_run", lambda *a, **k: pytest.fail("re-evaluated"))
+    real_evaluate = evaluation_run.evaluate_run
+    monkeypatch.setattr(evaluation_run, "evaluate_run", lambda *a, **k: pytest.fail("re-evaluated"))
     assert analysis.run_results(run) == own  # the options the run was evaluated with
-    monkeypatch.setattr(train_mod, "evaluate_run", real_evaluate)
+    monkeypatch.setattr(evaluation_run, "evaluate_run", real_evaluate)
     assert analysis.run_results(run, trials=1) == own  # the number it used
     flipped = analysis.run_results(run, tta=True)
     assert flipped["tta"] is True and flipped["settings"].keys() == own["settings"].keys()
-    folder = train_mod.evaluation_folder(run.run_dir, run.dataset, settings=None,
-                                         trials=run.cfg.trials, tta=True, rerank=False)
+    folder = evaluation_run.evaluation_folder(run.run_dir, run.dataset, settings=None,
+                                              trials=run.cfg.trials, tta=True, rerank=False)
     assert folder.parent == run.run_dir / "evaluations" and folder.name.endswith("_tta")
     assert (folder / "results.json").exists()
     assert json.loads((run.run_dir / "results.json").read_text()) == own  # untouched

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from fmcnet.checkpoints import load_checkpoint
 from fmcnet.cli import main
-from fmcnet.train import load_checkpoint, train
+from fmcnet.train import train
 
 
 def test_dataset_info_json_and_human_report(tmp_path, capsys):
@@ -120,14 +121,14 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
     from fixtures import make_regdb_tree
 
     import fmcnet.cli as cli
-    import fmcnet.train as train_mod
+    import fmcnet.step as step_mod
 
     monkeypatch.setattr(cli, "REGDB_TRIALS", (1, 2, 3))
     root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2, 3))
     out = tmp_path / "sweep"
     argv = ["train", "--dataset", "regdb", "--root", str(root), "--trial", "all", "--profile",
             "smoke", "--out", str(out), "epochs=1", "steps_per_epoch=2"]
-    real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
+    real_loss, calls = step_mod.fmcnet_loss, {"n": 0}
 
     def ctrl_c_in_trial_2(*args, **kw):
         calls["n"] += 1
@@ -135,12 +136,12 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
             signal.raise_signal(signal.SIGINT)
         return real_loss(*args, **kw)
 
-    monkeypatch.setattr(train_mod, "fmcnet_loss", ctrl_c_in_trial_2)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", ctrl_c_in_trial_2)
     assert main(argv) == 130
     assert (out / "trial_01" / "results.json").is_file()
     assert load_checkpoint(out / "trial_02" / "checkpoints" / "last.pt")["global_step"] == 1
     assert not (out / "trial_03").exists() and not (out / "results.json").exists()
-    monkeypatch.setattr(train_mod, "fmcnet_loss", real_loss)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", real_loss)
     # without --resume the sweep is refused; with it, it finishes
     assert main(argv) == 1 and "pass --resume" in capsys.readouterr().err
     kept = (out / "trial_01" / "results.json").read_bytes()

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from fmcnet import gpu_check
 from fmcnet.cli import main as cli_main
 from fmcnet.config import make_config
 from fmcnet.utils import FMCNetError
+from fmcnet_bench import check, plan, report, sysu, trainer
+from fmcnet_bench.sections import data as data_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT_ON_GPU_BOX = ("jupyter", "jupyterlab", "ipywidgets", "papermill", "nbval", "umap",
@@ -82,13 +83,13 @@ def test_dry_run_passes_every_section(dry_run):
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads((out / "gpu-check.json").read_text())
     assert result["mode"] == "tiny dry run"
-    assert list(result["sections"]) == list(gpu_check.SECTIONS)
+    assert list(result["sections"]) == list(plan.SECTIONS)
     for name, section in result["sections"].items():
         assert section["status"] == "ok", (name, section)
     # The summary table goes to stdout; the markdown report holds every section.
     assert "| section run | ok" in proc.stdout
     md = (out / "gpu-check.md").read_text()
-    for name in gpu_check.SECTIONS:
+    for name in plan.SECTIONS:
         assert f"## {name}" in md
 
 
@@ -108,12 +109,12 @@ def test_dry_run_measures_what_the_gpu_run_reports(dry_run):
     assert (s["data"]["visible"], s["data"]["infrared"]) == (48, 30)
     assert s["data"]["resized_to"] == [32, 16]
     run = s["run"]
-    assert run["all_finite"] and run["steps"] == gpu_check.TINY_PLAN.run_steps
+    assert run["all_finite"] and run["steps"] == plan.TINY_PLAN.run_steps
     assert "bf16 autocast on" in run["config"]  # cpu_amp: the dry run takes the bf16 path
     assert {"id", "total", "gan_d", "disc_acc"} <= set(run["terms"])
     assert 0 <= run["disc_acc"]["last"] <= 1
     gap = run["precision_gap"]
-    assert len(gap["total_bf16"]) == len(gap["total_fp32"]) == gpu_check.TINY_PLAN.gap_steps
+    assert len(gap["total_bf16"]) == len(gap["total_fp32"]) == plan.TINY_PLAN.gap_steps
     assert gap["fp32_vs_fp32_repeat"]["max_rel"] == 0  # CPU fp32 is deterministic
     assert gap["bf16_vs_fp32"]["max_rel"] > 0  # bf16 did change the numbers
     assert s["extraction"]["bf16"]["images_per_s"] > 0 and s["extraction"]["fp32"]["seconds"] > 0
@@ -151,9 +152,11 @@ def test_core_modules_import_without_notebook_packages(tmp_path):
                      "fmcnet.data.cache", "fmcnet.data.augment", "fmcnet.data.sampler",
                      "fmcnet.model", "fmcnet.losses", "fmcnet.train", "fmcnet.evaluation",
                      "fmcnet.evaluation.extract", "fmcnet.evaluation.protocols",
-                     "fmcnet.evaluation.rerank", "fmcnet.cli", "fmcnet.gpu_check",
-                     "fmcnet.analysis", "fmcnet.sweep", "fmcnet.viz", "fmcnet.viz.figures",
-                     "fmcnet.viz.embedding"):
+                     "fmcnet.evaluation.rerank", "fmcnet.evaluation.run", "fmcnet.cli",
+                     "fmcnet.assembly", "fmcnet.checkpoints", "fmcnet.run_folder",
+                     "fmcnet.data.render", "fmcnet_bench.check", "fmcnet_bench.report",
+                     "fmcnet.analysis", "fmcnet.sweep", "fmcnet.study", "fmcnet.stats",
+                     "fmcnet.viz", "fmcnet.viz.figures", "fmcnet.viz.embedding"):
             importlib.import_module(name)
         print("imported")
     """))
@@ -163,7 +166,7 @@ def test_core_modules_import_without_notebook_packages(tmp_path):
 
 
 def test_budget_skips_and_says_so(tmp_path):
-    result = gpu_check.run_check(tmp_path, device="cpu", tiny=True, budget_s=-1,
+    result = check.run_check(tmp_path, device="cpu", tiny=True, budget_s=-1,
                                  sections=["matmul", "protocol"], log=lambda m: None)
     for name in ("matmul", "protocol"):
         assert result["sections"][name]["status"] == "skipped"
@@ -176,7 +179,7 @@ def test_a_failing_section_is_reported_and_the_rest_still_runs(tmp_path, monkeyp
     def broken(ctx):
         raise RuntimeError("no kernel for this op")
 
-    monkeypatch.setitem(gpu_check.SECTION_FUNCS, "matmul", broken)
+    monkeypatch.setitem(check.SECTION_FUNCS, "matmul", broken)
     code = cli_main(["gpu-check", "--device", "cpu", "--tiny", "--out", str(tmp_path),
                      "--sections", "matmul,protocol"])
     assert code == 1
@@ -195,7 +198,7 @@ def test_full_check_needs_a_gpu(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no CUDA device" in err and "--device cpu --tiny" in err
     with pytest.raises(FMCNetError, match="unknown gpu-check section"):
-        gpu_check.run_check(tmp_path, device="cpu", tiny=True, sections=["nope"])
+        check.run_check(tmp_path, device="cpu", tiny=True, sections=["nope"])
 
 
 def test_goals_are_judged_against_the_measurements():
@@ -205,7 +208,7 @@ def test_goals_are_judged_against_the_measurements():
         "extraction": {"bf16": {"images_per_s": 9000.0}},
         "protocol": {"seconds": 0.8},
     }, "estimate": {"total_min": 35.0, "total_min_with_compile": 29.0}}
-    g = gpu_check.goals(result)
+    g = report.goals(result)
     training = g["training images/s (bf16, best of eager / compiled)"]
     assert training["value"] == 2600.0 and training["met"] is True
     assert g["MFU (vs measured bf16 matmul)"]["met"] is True
@@ -213,11 +216,11 @@ def test_goals_are_judged_against_the_measurements():
     assert g["SYSU protocol from features (s)"]["met"] is True
     assert g["80-epoch SYSU run estimate (min)"] == {"value": 29.0, "goal": "<= 30",
                                                        "met": True}
-    assert gpu_check.goals({"sections": {}})["MFU (vs measured bf16 matmul)"]["met"] is None
+    assert report.goals({"sections": {}})["MFU (vs measured bf16 matmul)"]["met"] is None
 
 
 def test_sysu_sized_lists_have_the_official_counts():
-    cam_v, id_v, cam_i, id_i = gpu_check.sysu_sized_lists(395, 22258, 11909, seed=0)
+    cam_v, id_v, cam_i, id_i = sysu.sysu_sized_lists(395, 22258, 11909, seed=0)
     assert (len(id_v), len(id_i)) == (22258, 11909)
     assert set(np.unique(cam_v)) == {1, 2, 4, 5} and set(np.unique(cam_i)) == {3, 6}
     assert set(np.unique(id_v)) == set(np.unique(id_i)) == set(range(395))
@@ -228,7 +231,7 @@ def test_sysu_sized_lists_have_the_official_counts():
 def test_resize_uint8_is_a_bilinear_resize():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 8, 4, 3), dtype=np.uint8)
-    out = gpu_check.resize_uint8(images, (16, 8), torch.device("cpu"), chunk=2)
+    out = data_section.resize_uint8(images, (16, 8), torch.device("cpu"), chunk=2)
     ref = torch.nn.functional.interpolate(
         torch.from_numpy(images).permute(0, 3, 1, 2).float(), size=(16, 8), mode="bilinear",
         align_corners=False).round().permute(0, 2, 3, 1).numpy()
@@ -254,8 +257,8 @@ def test_run_steps_stops_at_the_first_non_finite_term():
             return {"total": torch.tensor(1.0), "fc": torch.tensor(bad)}
 
     with pytest.raises(FMCNetError, match=r"'fc' became nan at step 3"):
-        gpu_check._run_steps(FakeTrainer(), 5, log_every=2)
-    names, values = gpu_check._run_steps(_Finite(cfg, param), 3, log_every=2)
+        trainer.run_steps(FakeTrainer(), 5, log_every=2)
+    names, values = trainer.run_steps(_Finite(cfg, param), 3, log_every=2)
     assert names == ["total"] and values.shape == (3, 1)
 
 
@@ -272,7 +275,8 @@ class _Finite:
 def test_cpu_amp_runs_step_and_extraction_in_bf16():
     from fmcnet.evaluation.extract import extract_features
     from fmcnet.model import FMCNet
-    from fmcnet.train import TrainStep, build_optimizers
+    from fmcnet.optim import build_optimizers
+    from fmcnet.step import TrainStep
 
     cfg = make_config("smoke", progress=False, pretrained=False, cpu_amp=True)
     model = FMCNet.from_config(cfg, 4)
@@ -290,3 +294,23 @@ def test_cpu_amp_runs_step_and_extraction_in_bf16():
     assert torch.equal(fp32, extract_features(model, images, "visible", device="cpu", amp=True))
     assert not torch.equal(fp32, bf16)  # bf16 rounding changed the features ...
     assert torch.nn.functional.cosine_similarity(fp32, bf16).min() > 0.98  # ... slightly
+
+
+def test_the_core_never_imports_the_benchmarks():
+    """fmcnet_bench depends on fmcnet, never the reverse: the one import of it in the
+    package is the gpu-check command's, made when that command runs."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "fmcnet").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        owner = {child: node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                 for child in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                if any(n.split(".")[0] == "fmcnet_bench" for n in names):
+                    found.append((path.relative_to(ROOT).as_posix(),
+                                  owner.get(node, "module level")))
+    assert set(found) == {("fmcnet/cli.py", "cmd_gpu_check")}, found

@@ -282,7 +282,7 @@ def test_align_weight_scales_the_centre_and_alignment_terms_only():
 
 def test_align_factor_ramps_over_the_identity_warm_up():
     from fmcnet.config import make_config
-    from fmcnet.train import align_factor
+    from fmcnet.optim import align_factor
 
     assert align_factor(make_config("paper"), 0, 100) == 1.0  # the paper: no warm-up
     cfg = make_config("smoke", id_warmup_epochs=2)

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import fmcnet.train as train_mod
+import fmcnet.checkpoints as checkpoints_mod
+import fmcnet.step as step_mod
+from fmcnet.checkpoints import CheckpointMismatch, load_checkpoint
 from fmcnet.config import make_config
-from fmcnet.train import CheckpointMismatch, load_checkpoint, train
+from fmcnet.train import train
 from fmcnet.utils import FMCNetError, remove_orphans
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +79,7 @@ def _resume_and_compare(run, straight, dataset):
 def test_ctrl_c_mid_step_saves_the_completed_step_and_resumes_bit_for_bit(
     tmp_path, synthetic_dataset, straight, monkeypatch, capsys
 ):
-    real_loss, calls = train_mod.fmcnet_loss, {"n": 0}
+    real_loss, calls = step_mod.fmcnet_loss, {"n": 0}
 
     def loss_then_ctrl_c(*args, **kw):
         calls["n"] += 1
@@ -85,7 +87,7 @@ def test_ctrl_c_mid_step_saves_the_completed_step_and_resumes_bit_for_bit(
             signal.raise_signal(signal.SIGINT)
         return real_loss(*args, **kw)
 
-    monkeypatch.setattr(train_mod, "fmcnet_loss", loss_then_ctrl_c)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", loss_then_ctrl_c)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(smoke(), run, dataset=synthetic_dataset, evaluate=False)
@@ -94,7 +96,7 @@ def test_ctrl_c_mid_step_saves_the_completed_step_and_resumes_bit_for_bit(
     # the step in flight completed (BN buffers and all), then the run stopped
     assert (saved["global_step"], saved["epoch"], saved["sampler"]["position"]) == (3, 1, 1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    monkeypatch.setattr(train_mod, "fmcnet_loss", real_loss)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", real_loss)
     _resume_and_compare(run, straight, synthetic_dataset)
 
 
@@ -105,7 +107,7 @@ def test_ctrl_c_during_the_epoch_end_checkpoint_write_neither_replays_nor_skips(
     """`signal`: a real SIGINT arrives while last.pt is written (the write completes).
     `exception`: a KeyboardInterrupt that no handler could hold (a second Ctrl-C, a
     non-main thread) aborts the write itself."""
-    real_save, calls = train_mod.atomic_torch_save, {"n": 0}
+    real_save, calls = checkpoints_mod.atomic_torch_save, {"n": 0}
 
     def interrupted_save(obj, path):
         calls["n"] += 1
@@ -115,7 +117,7 @@ def test_ctrl_c_during_the_epoch_end_checkpoint_write_neither_replays_nor_skips(
             signal.raise_signal(signal.SIGINT)
         return real_save(obj, path)
 
-    monkeypatch.setattr(train_mod, "atomic_torch_save", interrupted_save)
+    monkeypatch.setattr(checkpoints_mod, "atomic_torch_save", interrupted_save)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(smoke(), run, dataset=synthetic_dataset, evaluate=False)
@@ -124,21 +126,21 @@ def test_ctrl_c_during_the_epoch_end_checkpoint_write_neither_replays_nor_skips(
     # on whether the write finished, and a resume redoes that work only
     assert saved["global_step"] == 2
     assert saved["epoch"] == (1 if how == "signal" else 0)
-    monkeypatch.setattr(train_mod, "atomic_torch_save", real_save)
+    monkeypatch.setattr(checkpoints_mod, "atomic_torch_save", real_save)
     _resume_and_compare(run, straight, synthetic_dataset)
 
 
 def test_a_second_ctrl_c_stops_inside_the_step_and_saves_nothing(
     tmp_path, synthetic_dataset, monkeypatch, capsys
 ):
-    real_loss = train_mod.fmcnet_loss
+    real_loss = step_mod.fmcnet_loss
 
     def two_ctrl_c(*args, **kw):
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
         return real_loss(*args, **kw)
 
-    monkeypatch.setattr(train_mod, "fmcnet_loss", two_ctrl_c)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", two_ctrl_c)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(smoke(), run, dataset=synthetic_dataset, evaluate=False)
@@ -176,7 +178,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_old_or_the_new_file(tmp_pa
     path = tmp_path / "last.pt"
     script = textwrap.dedent(f"""
         import torch
-        from fmcnet.train import save_checkpoint
+        from fmcnet.checkpoints import save_checkpoint
         i = 0
         while True:
             i += 1
@@ -231,8 +233,8 @@ def test_resume_refuses_a_changed_experiment_before_touching_data(straight, monk
 def test_every_key_but_the_documented_safe_ones_must_match_on_resume():
     from fmcnet.config import Config
 
-    keys = set(train_mod.resume_keys())
-    safe = set(train_mod.RESUME_SAFE_KEYS)
+    keys = set(checkpoints_mod.resume_keys())
+    safe = set(checkpoints_mod.RESUME_SAFE_KEYS)
     fields = {f for f in Config.__dataclass_fields__}
     assert keys | safe == fields and not keys & safe and safe <= fields
     assert {"lambda1", "lambda2", "gan", "dc", "optimizer", "weight_decay", "momentum", "lr",

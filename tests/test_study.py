@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmcnet import study, sweep
+from fmcnet import stats, study, sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,19 +28,19 @@ def _run(folder: Path, r1: float, mAP: float, *, coupling: float = 0.2, sfd: boo
 
 def test_verdict_counts_a_difference_only_beyond_both_spreads():
     a = {"R1": 50.0, "R1_std": 2.0}
-    assert study.verdict(a, {"R1": 45.0, "R1_std": 2.0}) == {
+    assert stats.verdict(a, {"R1": 45.0, "R1_std": 2.0}) == {
         "diff": 5.0, "spread": 4.0, "verdict": "better, beyond the seed spread", "p": None}
-    assert study.verdict(a, {"R1": 47.0, "R1_std": 2.0})["verdict"] == "within the seed spread"
-    assert study.verdict({"R1": 40.0, "R1_std": 1.0}, {"R1": 45.0, "R1_std": 1.0})["verdict"] == \
+    assert stats.verdict(a, {"R1": 47.0, "R1_std": 2.0})["verdict"] == "within the seed spread"
+    assert stats.verdict({"R1": 40.0, "R1_std": 1.0}, {"R1": 45.0, "R1_std": 1.0})["verdict"] == \
         "worse, beyond the seed spread"
-    assert study.verdict(a, {"R1": 40.0, "R1_std": None})["verdict"] == "no spread (one seed)"
-    assert study.verdict(a, {"R1": None})["verdict"] == "not run"
+    assert stats.verdict(a, {"R1": 40.0, "R1_std": None})["verdict"] == "no spread (one seed)"
+    assert stats.verdict(a, {"R1": None})["verdict"] == "not run"
 
 
 def test_welch_p_is_the_t_test_of_the_seeds_numbers():
     """p from the rows' mean, sample std and seed count equals Welch's test on the seeds'
     numbers themselves; six seeds resolve a difference that the spread bar does not."""
-    from scipy import stats
+    from scipy import stats as scipy_stats
 
     a, b = [20.0, 18.9, 11.4, 12.0, 21.0, 15.5], [15.9, 6.3, 8.6, 9.3, 4.3, 10.9]
 
@@ -49,10 +49,10 @@ def test_welch_p_is_the_t_test_of_the_seeds_numbers():
         return {"R1": m, "R1_std": (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5,
                 "n": len(xs)}
 
-    v = study.verdict(row(a), row(b))
-    assert v["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    v = stats.verdict(row(a), row(b))
+    assert v["p"] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
     assert v["verdict"] == "within the seed spread" and v["p"] < 0.05
-    assert study.verdict({"R1": 20.0, "R1_std": 1.0, "n": 1}, row(b))["p"] is None  # one seed
+    assert stats.verdict({"R1": 20.0, "R1_std": 1.0, "n": 1}, row(b))["p"] is None  # one seed
 
 
 def test_write_study_from_a_hand_made_sweep(tmp_path):
@@ -65,7 +65,8 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
             "t2_full": {"table": 2, "label": "full", "seeds": [0, 1, 2]},
             "c095_base": {"table": "coupling", "label": "Base", "seeds": [0]},
             "cdef_base": {"same_as": "t2_base", "table": "coupling", "label": "Base"},
-        }}))
+        }, "comparisons": [{"better": "t2_full", "worse": "t2_base",
+                            "what": "the full model over Base"}]}))
     out = tmp_path / "sweep"
     for seed, (b, f) in enumerate([(10.0, 30.0), (12.0, 34.0), (14.0, 38.0)]):
         _run(out / "t2_base" / f"seed_{seed}", b, b / 2, sfd=False)
@@ -192,8 +193,29 @@ def test_the_sweep_command_trains_only_the_rows_asked_for(tmp_path, monkeypatch,
 def test_tables_that_are_not_the_papers_get_their_own_heading():
     from fmcnet.analysis.ablations import table_title
 
-    assert [table_title(t) for t in ("2", "readings", "", "extra")] == [
+    headings = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml").headings
+    assert [table_title(t, headings) for t in ("2", "readings", "", "extra")] == [
         "Table 2", "Readings the paper leaves open", "Rows", "extra"]
+
+
+def test_the_study_spec_names_its_comparisons_and_every_one_is_a_pair_of_its_rows(tmp_path):
+    """The words of the study live in its spec: each comparison names two rows of the spec
+    (a misspelt row is refused, naming it), and the document reports them in spec order."""
+    spec = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml")
+    assert len(spec.comparisons) >= 10
+    assert spec.comparisons[0] == sweep.Comparison("t2_full", "t2_base", "the full model over Base")
+    for c in spec.comparisons:
+        assert c.better in spec.rows and c.worse in spec.rows and c.what
+    bad = tmp_path / "spec.yaml"
+    bad.write_text(yaml.safe_dump({
+        "runner": "train", "rows": {"t2_base": {}, "t2_full": {}},
+        "comparisons": [{"better": "t2_ful", "worse": "t2_base", "what": "typo"}]}))
+    with pytest.raises(sweep.SweepError, match=r"comparison 'typo' names row\(s\) \['t2_ful'\]"):
+        sweep.load_spec(bad)
+    bad.write_text(yaml.safe_dump({"runner": "train", "rows": {"a": {}},
+                                   "comparisons": [["a", "a", "no keys"]]}))
+    with pytest.raises(sweep.SweepError, match="each comparison is"):
+        sweep.load_spec(bad)
 
 
 def test_rows_across_the_coupling_are_labelled_with_it():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmcnet import sweep
+from fmcnet import stats, sweep
 from fmcnet.sweep import SweepError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,9 +204,9 @@ def test_seeded_rows_aggregate_mean_and_sample_std(tmp_path):
 
 
 def test_mean_std_on_edge_cases():
-    assert sweep.mean_std([]) == (None, None)
-    assert sweep.mean_std([3.0]) == (3.0, None)
-    assert sweep.mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
+    assert stats.mean_std([]) == (None, None)
+    assert stats.mean_std([3.0]) == (3.0, None)
+    assert stats.mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
 
 
 @pytest.mark.parametrize("seeds", [[], [1, 1], ["a"], "0,1", [True]])

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fmcnet.config import make_config
-from fmcnet.data import synthetic
+from fmcnet.data import render, synthetic
 from fmcnet.data.synthetic import ensure_synthetic, synthesize
 from fmcnet.utils import FMCNetError
 
@@ -230,8 +230,8 @@ def test_cross_modal_predictability_ties_dye_and_fabric_to_the_cut(part):
     when the rule was learnt; with 0 the cut says nothing about them."""
     r2 = {}
     for predictability in (0.0, 0.5, 1.0):
-        idp = synthetic._identities(np.random.default_rng(0), 2000, 0.0, 0.25, predictability)
-        cut = synthetic._cut_index(idp, part)
+        idp = render._identities(np.random.default_rng(0), 2000, 0.0, 0.25, predictability)
+        cut = render._cut_index(idp, part)
         brightness = idp[f"c_{part}"].max(-1)  # HSV value of the dye
         r2[predictability] = (_held_out_r2(brightness, cut), _held_out_r2(idp[f"t_{part}"], cut))
     for k in range(2):  # visible, infrared
@@ -289,3 +289,40 @@ def test_render_images_in_memory():
         render_images(np.array([7]), np.array([0]), identities=3)
     with pytest.raises(FMCNetError, match="unknown knobs"):
         render_images(cam_of, ident, identities=3, glare=0.5)
+
+
+def test_the_rendering_and_the_cache_key_are_pinned():
+    """Checksums taken before the renderer moved to its own module (issue 27): the pixels
+    of a small render, the files and split of a tiny set (JPEG bytes aside: they depend on
+    the JPEG library) and the cache keys must not change, or every cached set goes stale.
+    A deliberate change of the rendering bumps GENERATOR_VERSION and these numbers."""
+    from fmcnet.data.synthetic import render_images, synthetic_key
+
+    cam_of = np.array([3, 1, 6, 2, 1, 5, 4, 3, 1, 6])
+    ident = np.array([0, 1, 2, 0, 2, 1, 0, 1, 3, 3])
+    pixels = render_images(cam_of, ident, identities=4, seed=5, image_size=(32, 16))
+    assert hashlib.sha256(pixels.tobytes()).hexdigest() == (
+        "3268ec1b73001ef54a645a9164651de3caee82fc62cbafb48e91f3551bef6e9f")
+    knobs = render_images(cam_of, ident, identities=4, seed=5, image_size=(32, 16),
+                          thermal_coupling=0.9, cross_modal_predictability=1.0)
+    assert hashlib.sha256(knobs.tobytes()).hexdigest() == (
+        "7cb0d7d87664e4cb4dff2aa602f20fddcb6f6b2251dd1c47451b35329f60ed1a")
+    assert synthetic.GENERATOR_VERSION == 2
+    assert synthetic_key(24, 0, 3) == "52e7e4a93118"
+    assert synthetic_key(200, 0, 6, thermal_coupling=0.5) == "042a4eb4b24f"
+    cfg = make_config("quick")
+    assert synthetic_key(cfg.synthetic_identities, cfg.synthetic_seed,
+                         cfg.synthetic_images_per_camera,
+                         **synthetic.config_knobs(cfg)) == "5aa0774d03a4"
+
+
+def test_the_layout_of_a_tiny_set_is_pinned(tiny):
+    """File names, the split files and synthetic.json of the `tiny` set (seed 0)."""
+    files = sorted(str(p.relative_to(tiny)) for p in tiny.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\n")
+        if not name.endswith(".jpg"):
+            digest.update((tiny / name).read_bytes())
+    assert len(files) == 127
+    assert digest.hexdigest() == "c9d8c83f3c2a5a258ae8f79b39bdad5fd8547278d33cbbc427133015c602e3de"

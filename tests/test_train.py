@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import fmcnet.step as step_mod
 import fmcnet.train as train_mod
+from fmcnet import checkpoints, optim, run_folder
+from fmcnet.checkpoints import CheckpointMismatch, load_checkpoint, load_model_from_checkpoint
 from fmcnet.config import make_config
-from fmcnet.train import (
-    CheckpointMismatch,
-    NonFiniteLoss,
-    load_checkpoint,
-    load_model_from_checkpoint,
-    lr_factor,
-    train,
-)
+from fmcnet.optim import lr_factor
+from fmcnet.train import NonFiniteLoss, train
 from fmcnet.utils import FMCNetError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +112,7 @@ def test_gradient_clipping_leaves_the_discriminators_out():
     y = torch.tensor([0, 0, 1, 1])
 
     def grads_after_step(clip):  # LR 0: the weights never change between the two calls
-        step = train_mod.TrainStep(
+        step = step_mod.TrainStep(
             model, smoke(grad_clip=clip), torch.optim.SGD(main, lr=0.0),
             torch.optim.SGD(groups["discriminator"], lr=0.0), device=torch.device("cpu"))
         step(x_v, x_i, y, y)
@@ -144,7 +141,7 @@ def test_disc_optimizer_trains_exactly_the_discriminators_with_the_chosen_rule(k
     torch.manual_seed(0)
     cfg = smoke(disc_optimizer=kind, disc_lr=0.01, weight_decay=0.0)
     model = FMCNet.from_config(cfg, num_classes=4).train()
-    main, disc = train_mod.build_optimizers(model, cfg)
+    main, disc = optim.build_optimizers(model, cfg)
     d_params = model.parameter_groups()["discriminator"]
     assert [id(p) for g in disc.param_groups for p in g["params"]] == [id(p) for p in d_params]
     assert not {id(p) for p in d_params} & {id(p) for g in main.param_groups for p in g["params"]}
@@ -153,7 +150,7 @@ def test_disc_optimizer_trains_exactly_the_discriminators_with_the_chosen_rule(k
     g = torch.Generator().manual_seed(1)
     x_v, x_i = (torch.randn(4, 3, 32, 16, generator=g) for _ in range(2))
     y = torch.tensor([0, 0, 1, 1])
-    train_mod.TrainStep(model, cfg, main, disc, device=torch.device("cpu"))(x_v, x_i, y, y)
+    step_mod.TrainStep(model, cfg, main, disc, device=torch.device("cpu"))(x_v, x_i, y, y)
     for p, old in zip(d_params, before):
         moved = (p.detach() - old).abs()
         if kind == "adam":
@@ -187,7 +184,7 @@ def test_a_folder_holding_any_run_file_is_refused_before_data(tmp_path, monkeypa
     monkeypatch.setattr(fmcnet.data, "dataset_for_config", no_data)
     run = tmp_path / "run"
     (run / "eval").mkdir(parents=True)  # an evaluation output alone is not a run
-    train_mod._refuse_existing_run(run)
+    run_folder.refuse_existing_run(run)
     if marker == "checkpoints":
         (run / marker).mkdir()
     else:
@@ -207,7 +204,7 @@ def _small_checkpoint(path):
         "config": {"backbone": "resnet18"},
         "epoch": 1, "global_step": 5,
     }
-    train_mod.save_checkpoint(path, state)
+    checkpoints.save_checkpoint(path, state)
     return torch.load(path, weights_only=True)
 
 
@@ -244,13 +241,13 @@ def test_identity_warm_up_ramps_the_alignment_terms_in_training(
 ):
     """`id_warmup_epochs` / `align_weight`: the loop hands the loss the ramp of
     `align_factor` up to `align_weight`, step by step, and the metrics records carry it."""
-    real_loss, weights = train_mod.fmcnet_loss, []
+    real_loss, weights = step_mod.fmcnet_loss, []
 
     def recorded(out, y_v, y_i, cfg, align_weight=1.0):
         weights.append(align_weight)
         return real_loss(out, y_v, y_i, cfg, align_weight=align_weight)
 
-    monkeypatch.setattr(train_mod, "fmcnet_loss", recorded)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", recorded)
     cfg = smoke(epochs=3, steps_per_epoch=2, log_every=1, id_warmup_epochs=2,
                 align_weight=weight)
     train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
@@ -262,7 +259,7 @@ def test_identity_warm_up_ramps_the_alignment_terms_in_training(
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     tmp_path, synthetic_dataset, monkeypatch
 ):
-    real_loss = train_mod.fmcnet_loss
+    real_loss = step_mod.fmcnet_loss
     calls = {"n": 0}
 
     def poisoned(out, y_v, y_i, cfg, **kw):
@@ -273,7 +270,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
             total = total * float("nan")
         return total, terms
 
-    monkeypatch.setattr(train_mod, "fmcnet_loss", poisoned)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", poisoned)
     cfg = smoke(epochs=4, steps_per_epoch=2, log_every=1)
     with pytest.raises(NonFiniteLoss, match=r"loss term 'id' became nan at step 5 \(epoch 3\)"):
         train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)

@@ -21,16 +21,14 @@ from fmcnet.utils import FMCNetError
 
 # Rows of a study spec in this table are Base / full model across the thermal coupling.
 COUPLING_TABLE = "coupling"
-# Headings of the rows' `table` values that are not a paper table number.
-TABLE_TITLES = {"readings": "Readings the paper leaves open",
-                "schedule": "Shorter schedules (the demo trains 864 steps)"}
 
 
-def table_title(table: str) -> str:
-    """'Table 2' for a paper table's number, the title of another group, 'Rows' for none."""
+def table_title(table: str, headings: Mapping[str, str] | None = None) -> str:
+    """'Table 2' for a paper table's number, the heading the spec gives another group
+    (its `headings`), the group's own name without one, 'Rows' for none."""
     if not table:
         return "Rows"
-    return f"Table {table}" if table.isdigit() else TABLE_TITLES.get(table, table)
+    return f"Table {table}" if table.isdigit() else (headings or {}).get(table, table)
 
 
 # where the synthetic-benchmark study writes its table (rows of STUDY_KEYS)
@@ -65,9 +63,11 @@ def plot_ablation_bars(rows: Sequence[Mapping[str, Any]], *, metric: str = "R1")
     return fig
 
 
-def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
+def plot_study(rows: Sequence[Mapping[str, Any]], *,
+               headings: Mapping[str, str] | None = None) -> Figure:
     """R1 and mAP per row of Tables 2-4 (mean, sample-std error bars, one dot per seed)
-    and, when the spec has coupling rows, R1 against the thermal coupling."""
+    and, when the spec has coupling rows, R1 against the thermal coupling; `headings`:
+    the spec's titles of the row groups that are not a paper table."""
     tables = [t for t in dict.fromkeys(str(r.get("table", "")) for r in rows)
               if t != COUPLING_TABLE]
     coupling = [r for r in rows if str(r.get("table", "")) == COUPLING_TABLE]
@@ -90,7 +90,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
                 ax.plot([p] * len(dots), dots, "k.", ms=4)
         ax.set_xticks(x, [r.get("label") or r["row"] for r in sel], rotation=35, ha="right",
                       fontsize=8)
-        ax.set_title(f"{table_title(table)} (synthetic set)", fontsize=10)
+        ax.set_title(f"{table_title(table, headings)} (synthetic set)", fontsize=10)
         ax.set_ylabel("% (mean ± std over seeds; dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
     if tables:
@@ -98,8 +98,8 @@ def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
     if coupling:
         ax = axes[len(tables)]
         for label in dict.fromkeys(r.get("label", "") for r in coupling):
-            sel = sorted((r for r in coupling if r.get("label", "") == label), key=_coupling)
-            xs = [_coupling(r) for r in sel]
+            sel = sorted((r for r in coupling if r.get("label", "") == label), key=coupling_of)
+            xs = [coupling_of(r) for r in sel]
             ys = [r.get("R1") if r.get("R1") is not None else np.nan for r in sel]
             es = [r.get("R1_std") or 0.0 for r in sel]
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
@@ -111,7 +111,8 @@ def plot_study(rows: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def _coupling(row: Mapping[str, Any]) -> float:
+def coupling_of(row: Mapping[str, Any]) -> float:
+    """A study row's thermal coupling (its run configuration's); NaN when unknown."""
     value = (row.get("config") or {}).get("synthetic_thermal_coupling")
     return float(value) if value is not None else float("nan")
 

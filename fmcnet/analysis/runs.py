@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmcnet.config import Config, as_overrides, make_config, validate
+from fmcnet.config import Config, as_overrides, make_config, plain, validate
 from fmcnet.data.base import VIDataset
+from fmcnet.run_folder import clear_run, last_checkpoint, read_metrics
 from fmcnet.utils import FMCNetError
 
 if TYPE_CHECKING:
@@ -108,30 +108,15 @@ def train_or_resume(
     papermill output notebook may live there).
     The returned `TrainResult.history` holds the whole metrics log, not only new records.
     """
-    from fmcnet.train import read_metrics, train
+    from fmcnet.train import train
 
     run_dir = Path(run_dir)
-    last = run_dir / "checkpoints" / "last.pt"
+    last = last_checkpoint(run_dir)
     if not resume or not last.exists():
         clear_run(run_dir)
     result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
                    callback=callback)
     return dataclasses.replace(result, history=read_metrics(run_dir))
-
-
-def clear_run(run_dir: str | os.PathLike) -> None:
-    """Delete a run folder's checkpoints, logs and evaluation outputs, nothing else.
-
-    A papermill output notebook (the sweep's) or the user's own files may live there.
-    """
-    run_dir = Path(run_dir)
-    for stale in ("checkpoints", "eval", "evaluations", "figures"):
-        shutil.rmtree(run_dir / stale, ignore_errors=True)
-    for stale in ("results.json", "results.md", "metrics.jsonl", "config.yaml",
-                  "resumes.jsonl"):
-        (run_dir / stale).unlink(missing_ok=True)
-    for events in run_dir.glob("events.out.tfevents.*"):
-        events.unlink()
 
 
 class LiveCurves:
@@ -212,7 +197,7 @@ def demo_config(profile: str = "quick", *, dataset: str = "synthetic", data_root
 
 def _experiment_keys() -> tuple[str, ...]:
     """Keys whose difference makes a saved run another experiment than the one asked for."""
-    from fmcnet.train import resume_keys
+    from fmcnet.checkpoints import resume_keys
 
     return (*resume_keys(), "epochs")
 
@@ -237,20 +222,18 @@ def open_run(
     resume checks, and the number of epochs); without it any run in the folder is taken
     as it is (a run folder the user named). `callback` sees new metrics records only.
     """
-    from fmcnet.config import config_from_dict
-    from fmcnet.data import dataset_for_config
-    from fmcnet.train import (
+    from fmcnet.checkpoints import (
         CheckpointMismatch,
-        TrainResult,
         load_checkpoint,
         load_model_from_checkpoint,
-        read_metrics,
-        train,
     )
+    from fmcnet.config import config_from_dict
+    from fmcnet.data import dataset_for_config
+    from fmcnet.train import TrainResult, train
     from fmcnet.utils import pick_device
 
     run_dir = Path(run_dir)
-    last = run_dir / "checkpoints" / "last.pt"
+    last = last_checkpoint(run_dir)
     if not last.exists():
         if cfg is None:
             raise FMCNetError(f"{run_dir} holds no trained run (no {last}); train one first "
@@ -264,9 +247,9 @@ def open_run(
     ckpt = load_checkpoint(last)
     saved = config_from_dict(ckpt["config"])
     if cfg is not None and expect_config:
-        differ = [f"{k}: the run has {_plain(getattr(saved, k))!r}, asked for "
-                  f"{_plain(getattr(cfg, k))!r}" for k in _experiment_keys()
-                  if _plain(getattr(saved, k)) != _plain(getattr(cfg, k))]
+        differ = [f"{k}: the run has {plain(getattr(saved, k))!r}, asked for "
+                  f"{plain(getattr(cfg, k))!r}" for k in _experiment_keys()
+                  if plain(getattr(saved, k)) != plain(getattr(cfg, k))]
         if differ:
             raise CheckpointMismatch(
                 f"{run_dir} holds another experiment than the one asked for:\n  - "
@@ -290,10 +273,6 @@ def open_run(
     return TrainResult(run_dir, model, dataset, saved, results, read_metrics(run_dir))
 
 
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
 def reference_run(
     profile: str = "quick",
     *,
@@ -311,7 +290,7 @@ def reference_run(
     if run_dir:
         return open_run(repo_path(run_dir), None, callback=callback)
     folder = reference_run_dir(profile, dataset)
-    if not (folder / "checkpoints" / "last.pt").exists():
+    if not last_checkpoint(folder).exists():
         print(f"training the reference run {folder} (profile {profile}); the other "
               "notebooks reuse it")
     return open_run(folder, demo_config(profile, dataset=dataset, data_root=data_root),
@@ -358,10 +337,10 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
 
     When they are the ones the run was evaluated with (`trials=0`: whatever number it
     used), its `results.json` -- nothing is recomputed, unless `reuse=False`; otherwise a
-    fresh evaluation written to the folder `train.evaluation_folder` names under
+    fresh evaluation written to the folder `evaluation_folder` names under
     `<run>/evaluations/` (results.json, eval/*.npz), the run's own files untouched.
     """
-    from fmcnet.train import evaluate_run, evaluation_folder
+    from fmcnet.evaluation.run import evaluate_run, evaluation_folder
     from fmcnet.utils import pick_device
 
     have = run.results or {}

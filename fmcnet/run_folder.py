@@ -1,0 +1,166 @@
+"""The run folder: what makes a folder hold a run, and every file a run keeps there.
+
+```
+<run>/config.yaml        the run's current configuration (save_config)
+<run>/metrics.jsonl      one record per logging interval (append_metrics / read_metrics)
+<run>/resumes.jsonl      one line per resume: its step and the keys it changed
+<run>/checkpoints/       last.pt, best.pt (with validation), epoch_NNN.pt (keep_snapshots)
+<run>/results.json, results.md, eval/<setting>.npz      the evaluation after training
+<run>/evaluations/<settings>/                           each later evaluation, its own folder
+<run>/figures/, events.out.tfevents.*                    pictures, TensorBoard
+```
+
+`train()` refuses a folder that holds a run unless it resumes (`refuse_existing_run`,
+`resume_checkpoint`), then prepares it (`open_run_folder`: leftovers of killed writers
+removed, metrics after the resumed step dropped, the resume recorded, config.yaml
+written); the CLI refuses to evaluate into a folder that holds results
+(`refuse_existing_results`); the notebooks start a run afresh with `clear_run`. One list
+of names serves them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from fmcnet.checkpoints import (
+    RESUME_SAFE_KEYS,
+    CheckpointMismatch,
+    check_config,
+    load_checkpoint,
+    resume_keys,
+    saved_value,
+)
+from fmcnet.config import Config, plain, save_config
+from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans
+
+# What makes a folder hold a run: training refuses to start over any of these.
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "results.json", "checkpoints")
+# Everything `clear_run` deletes: the run's own outputs, never other files in the folder.
+RUN_FOLDERS = ("checkpoints", "eval", "evaluations", "figures")
+RUN_FILES = ("results.json", "results.md", "metrics.jsonl", "config.yaml", "resumes.jsonl")
+
+
+def last_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """`<run>/checkpoints/last.pt`: the checkpoint a resume continues."""
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
+def run_contents(run_dir: str | os.PathLike) -> list[str]:
+    """The run files `run_dir` holds (of `RUN_MARKERS`); empty for a new or empty folder."""
+    run_dir = Path(run_dir)
+    return [name for name in RUN_MARKERS if (run_dir / name).exists()]
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """Training into a folder that holds a run is refused, naming what it holds."""
+    found = run_contents(run_dir)
+    if found:
+        resumable = last_checkpoint(run_dir).exists()
+        advice = ("pass --resume to continue it, or choose another --out" if resumable else
+                  "it has no checkpoints/last.pt to resume from; choose another --out, or "
+                  f"delete {run_dir} to start over")
+        raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
+
+
+def refuse_existing_results(out: Path) -> None:
+    """An evaluation never writes over a run or another evaluation's results."""
+    held = run_contents(out) + [n for n in ("results.json", "eval") if (out / n).exists()]
+    if held:
+        raise FMCNetError(
+            f"{out} already holds {', '.join(dict.fromkeys(held))}; an evaluation never writes "
+            "over results: choose another --out, or delete that folder to evaluate again"
+        )
+
+
+def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any]:
+    """The checkpoint to resume, checked against `cfg` before any data is touched."""
+    last_path = last_checkpoint(run_dir)
+    if not last_path.exists():
+        found = run_contents(run_dir)
+        what = (f"holds a run ({', '.join(found)}) but no checkpoint {last_path} (deleted?)"
+                if found else f"has no checkpoint {last_path}")
+        raise FMCNetError(f"--resume: {run_dir} {what}; there is nothing to resume: train "
+                          "without --resume into another --out")
+    ckpt = load_checkpoint(last_path)
+    check_config(ckpt, cfg, last_path, resume_keys(), what="the resumed run")
+    if cfg.epochs < ckpt["epoch"]:
+        raise CheckpointMismatch(
+            f"checkpoint {last_path} has completed {ckpt['epoch']} epochs; epochs={cfg.epochs} "
+            f"would end the run before that. Resume with epochs >= {ckpt['epoch']}"
+        )
+    return ckpt
+
+
+def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None) -> None:
+    """Make the folder ready to train into: created, the temporary files of killed writers
+    removed; on a resume the metrics after the checkpoint's step dropped and the resume
+    recorded; config.yaml written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (run_dir, run_dir / "checkpoints"):
+        remove_orphans(folder)  # temporary files of writers that were killed
+    if ckpt is not None:
+        truncate_metrics(run_dir / "metrics.jsonl", int(ckpt["global_step"]))
+        record_resume(run_dir, ckpt, cfg)
+    save_config(cfg, run_dir / "config.yaml")
+
+
+def record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
+    """config.yaml holds the run's current configuration; every resume appends what it
+    changed (only `RESUME_SAFE_KEYS` can differ) to resumes.jsonl, so the history stays
+    honest."""
+    changed = {k: [saved_value(ckpt["config"], k), plain(getattr(cfg, k))]
+               for k in RESUME_SAFE_KEYS
+               if saved_value(ckpt["config"], k) != plain(getattr(cfg, k))}
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": ckpt["epoch"],
+              "global_step": ckpt["global_step"], "changed": changed}
+    with open(run_dir / "resumes.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(path: Path, global_step: int) -> None:
+    """Drop the records of steps after the resumed checkpoint (they are trained again)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            if json.loads(line)["global_step"] <= global_step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):  # a line cut by a kill: dropped
+            continue
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """One record (a logging interval) at the end of metrics.jsonl."""
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of metrics.jsonl, in order; empty before the first one."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def clear_run(run_dir: str | os.PathLike) -> None:
+    """Delete a run folder's checkpoints, logs and evaluation outputs, nothing else.
+
+    A papermill output notebook (the sweep's) or the user's own files may live there.
+    """
+    run_dir = Path(run_dir)
+    for stale in RUN_FOLDERS:
+        shutil.rmtree(run_dir / stale, ignore_errors=True)
+    for stale in RUN_FILES:
+        (run_dir / stale).unlink(missing_ok=True)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
