@@ -292,6 +292,24 @@ def test_os_errors_are_one_line_naming_the_path(monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_full_disk_the_code_did_not_explain_gets_true_advice(monkeypatch, capsys):
+    """An OSError without a file name (a write's ENOSPC) said "check that it exists and that
+    you may read it": the advice now fits a full disk."""
+    import errno
+
+    import fmcnet.data.info
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fmcnet.data.info, "dataset_info", full)
+    assert main(["dataset-info", "sysu", "--root", "/data/SYSU-MM01"]) == 1
+    assert capsys.readouterr().err == (
+        "error: No space left on device (the system did not name the file): the disk (or your "
+        "quota) is full; free space, or write elsewhere (--out for runs, FMCNET_DATA for data and "
+        "caches), and run again\n")
+
+
 @pytest.mark.parametrize("argv", [["evaluate"], ["evaluate", "--run", "/nonexistent/run"]])
 def test_evaluate_without_a_checkpoint(argv, capsys):
     assert main(argv) == 1
