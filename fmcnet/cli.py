@@ -121,7 +121,17 @@ def _train_all_trials(args: argparse.Namespace) -> int:
             saved = {"config": load_yaml(folder / "config.yaml")}
             check_config(saved, cfg, folder / "config.yaml", resume_keys(),
                          what=f"this sweep (trial {t})")
-            results = json.loads(finished.read_text())
+            try:
+                results = json.loads(finished.read_text())
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                results = exc
+            if not isinstance(results, dict):
+                found = (f"is not JSON ({results})" if isinstance(results, Exception)
+                         else f"holds a {type(results).__name__}, not the results mapping")
+                raise FMCNetError(
+                    f"{finished} {found}: trial {t}'s results file is damaged; move it aside "
+                    "and run again with --resume (the trial resumes from its last checkpoint)"
+                )
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
             resume = args.resume and (folder / "checkpoints" / "last.pt").exists()

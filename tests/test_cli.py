@@ -155,6 +155,21 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
     assert load_checkpoint(out / "trial_02" / "checkpoints" / "last.pt")["global_step"] == 2
     summary = json.loads((out / "results.json").read_text())
     assert summary["trials"] == 3 and summary["per_trial_models"] == [1, 2, 3]
+    # a damaged results file of a finished trial: named, no traceback; moved aside, that
+    # trial resumes from its last checkpoint (evaluated again)
+    damaged = out / "trial_01" / "results.json"
+    damaged.write_text("[1, 2]")
+    assert main(argv + ["--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {damaged} holds a list, not the results mapping: trial 1's results "
+                   "file is damaged; move it aside and run again with --resume (the trial "
+                   "resumes from its last checkpoint)\n")
+    damaged.write_text("{not json")
+    assert main(argv + ["--resume"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {damaged} is not JSON (Expecting")
+    damaged.rename(damaged.with_suffix(".json.bad"))
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads(damaged.read_bytes())["settings"] == json.loads(kept)["settings"]
     # a finished trial made with other settings is not silently combined
     (out / "results.json").unlink()
     assert main(argv + ["lambda1=0.7", "--resume"]) == 1

@@ -241,9 +241,16 @@ def test_sysu_validate_holds_out_val_ids(sysu_root):
 
 
 def test_sysu_id_file_tolerates_whitespace(tmp_path):
-    root = make_sysu_tree(tmp_path, train_ids=(1, 2), val_ids=(3,), test_ids=(4,), images_per_cam=1)
+    root = make_sysu_tree(tmp_path, train_ids=(1, 2), val_ids=(3,), test_ids=(4, 5),
+                          images_per_cam=1)
     (root / "exp" / "train_id.txt").write_text(" 1,\n 2 \n")
     assert load_sysu(root, trials=1).train.num_classes == 3
+    # the AGW draw reads the first line split at commas: "4 5" is no id there (a traceback)
+    (root / "exp" / "test_id.txt").write_text("4 5\n")
+    with pytest.raises(DatasetError, match=r"the first line of .*test_id\.txt holds '4 5', which "
+                                           r"the AGW and DEEN gallery draws .* cannot read as an "
+                                           r"id; separate the ids with commas"):
+        load_sysu(root, trials=1)
 
 
 def test_sysu_errors(tmp_path):

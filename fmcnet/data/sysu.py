@@ -156,7 +156,17 @@ def first_line_ids(path: Path) -> list[int]:
     """
     text = path.read_text()
     line = text.splitlines()[0] if text.strip() else ""
-    return [int(tok) for tok in line.split(",") if tok.strip()]
+    ids = []
+    for tok in line.split(","):
+        try:
+            ids.append(int(tok)) if tok.strip() else None
+        except ValueError:
+            raise DatasetError(
+                f"the first line of {path} holds {tok.strip()!r}, which the AGW and DEEN "
+                "gallery draws (they split the first line at commas) cannot read as an id; "
+                "separate the ids with commas"
+            ) from None
+    return ids
 
 
 def python_random_draw(
