@@ -80,7 +80,7 @@ def check_repeats(title: str, split: SplitList) -> None:
             labels,
             "a list names each entry once: a repeated test identity changes the gallery the "
             "trials draw (and the metrics), a repeated row counts one image twice",
-            "Remove the repeats (a file edited or merged by hand is the usual cause)",
+            "Remove the repeats; a file edited or merged by hand is the usual cause",
         )
 
 
