@@ -31,17 +31,33 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
         overrides["data_root"] = str(args.root)
     overrides.update(extra)
     return make_config(args.profile, yaml_files=getattr(args, "config", None) or [],
-                       overrides=overrides)
+                       overrides=overrides, profile_source="--profile")
 
 
 # ---------------------------------------------------------------------------------------
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from fmcnet.data.synthetic import synthesize
+    from fmcnet.config import check_value
+    from fmcnet.data.synthetic import MARKER, synthesize
 
-    root = synthesize(args.out, identities=args.identities, seed=args.seed,
-                      images_per_camera=args.images_per_camera)
+    check_value("synthetic_identities", args.identities, flag="--identities")
+    check_value("synthetic_images_per_camera", args.images_per_camera,
+                flag="--images-per-camera")
+    out = Path(args.out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # --overwrite replaces only a set synthesize wrote: the old folder is deleted.
+        if not (out / MARKER).is_file():
+            raise FMCNetError(
+                f"{out} already exists and holds no synthetic set (no {MARKER}); synthesize "
+                "replaces only a set it wrote, so nothing of yours is deleted: choose another "
+                "--out"
+            )
+        if not args.overwrite:
+            raise FMCNetError(f"{out} already holds a synthetic set; pass --overwrite to replace "
+                              "it, or choose another --out")
+    root = synthesize(out, identities=args.identities, seed=args.seed,
+                      images_per_camera=args.images_per_camera, overwrite=args.overwrite)
     print(f"synthetic VI-ReID set (SYSU-MM01 layout) written to {root}")
     return 0
 
@@ -108,7 +124,17 @@ def _train_all_trials(args: argparse.Namespace) -> int:
             saved = {"config": load_yaml(folder / "config.yaml")}
             check_config(saved, cfg, folder / "config.yaml", resume_keys(),
                          what=f"this sweep (trial {t})")
-            results = json.loads(finished.read_text())
+            try:
+                results = json.loads(finished.read_text())
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                results = exc
+            if not isinstance(results, dict):
+                found = (f"is not JSON ({results})" if isinstance(results, Exception)
+                         else f"holds a {type(results).__name__}, not the results mapping")
+                raise FMCNetError(
+                    f"{finished} {found}: trial {t}'s results file is damaged; move it aside "
+                    "and run again with --resume (the trial resumes from its last checkpoint)"
+                )
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
             resume = args.resume and last_checkpoint(folder).exists()
@@ -151,7 +177,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         values["data_root"] = str(args.root)
     if args.trials is not None:
         values["trials"] = args.trials
-    values.update(parse_overrides(args.overrides or []))
+    extra = parse_overrides(args.overrides or [])
+    named = extra.pop("profile", saved["profile"])
+    if named != saved["profile"]:
+        raise FMCNetError(
+            f"evaluate uses the profile the checkpoint was trained under ({saved['profile']!r}: "
+            f"its model and data settings); drop profile={named}"
+        )
+    values.update(extra)
     cfg = make_config(saved["profile"], overrides=values, progress=not args.json)
     if (args.mode or args.shots) and cfg.dataset not in ("sysu", "synthetic"):
         raise FMCNetError(
@@ -254,6 +287,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
+    import math
+
+    if not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        why = ("with no time left every section would be skipped and nothing checked"
+               if args.budget_s <= 0 else "a budget is a finite number of seconds")
+        raise FMCNetError(
+            f"--budget-s must be a positive number of seconds (the time all sections share; "
+            f"default 400), got {args.budget_s:g}: {why}"
+        )
     # The benchmarks live outside the package they measure (fmcnet_bench, beside fmcnet in
     # the checkout); only this command reaches for them, and only when it runs.
     try:
@@ -333,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identities", type=int, default=Config.synthetic_identities)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images-per-camera", type=int, default=Config.synthetic_images_per_camera)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the synthetic set already in --out (only a set synthesize "
+                        "wrote: a folder holding anything else is refused)")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("dataset-info", help="summarise a dataset copy against the official counts")
@@ -351,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the config's dataset (synthetic)")
     p.add_argument("--root", default=None)
     p.add_argument("--trial", default=None, help="RegDB trial 1..10, or 'all'")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="paper")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="default: the profile a --config file names, else paper")
     p.add_argument("--config", action="append", help="YAML file(s) of overrides")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
@@ -428,6 +474,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """An `OSError` the code did not explain itself, as one line with true advice."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else " (the system did not name the file)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{exc.strerror or exc}{where}: the disk (or your quota) is full; free space, or "
+                "write elsewhere (--out for runs, FMCNET_DATA for data and caches), and run again")
+    if exc.errno == errno.EROFS:
+        return (f"{exc.strerror or exc}{where}; write elsewhere (--out for runs, FMCNET_DATA for "
+                "data and caches)")
+    return (f"{exc.strerror or exc}{where}; check that it exists and that you may read (and, "
+            "for outputs and caches, write) it")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "trial", None) not in (None, "all") and isinstance(args.trial, str):
@@ -442,9 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # unreadable folders, read-only or full disks: one line, no traceback
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}; check that it exists and that you may "
-              "read (and, for outputs and caches, write) it", file=sys.stderr)
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -371,6 +371,48 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping that names one key twice (YAML itself keeps the last silently)."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+        super().__init__(problem=f"key {key!r} twice (lines {first_line} and {second_line})")
+
+    def explain(self, where: str, consequence: str = "") -> str:
+        """One sentence for the user: `where` names the file (or the text)."""
+        return (f"{where} names {self.key!r} twice in one mapping (lines {self.first_line} and "
+                f"{self.second_line}); YAML would keep the second without a word"
+                f"{consequence}. Keep one of them")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that raises `DuplicateKeyError` on a key named twice in a mapping
+    (merge keys ``<<`` are left to YAML: a mapping may override what it merges)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_unique_yaml(text: str) -> Any:
+    """`yaml.safe_load` that refuses a key named twice in one mapping (`DuplicateKeyError`).
+
+    Every YAML file a user writes is read with it: configuration files, sweep specs and
+    papermill's `overrides` strings."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """Parse command-line `key=value` items (values read as YAML scalars)."""
     out: dict[str, Any] = {}
@@ -383,11 +425,23 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A configuration file's mapping of key: value (a key named twice is refused)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_unique_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration file {path} is a directory; expected a YAML "
+                          "file of key: value lines") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path} is not readable for you (permission "
+                          "denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not text ({exc.reason} at byte "
+                          f"{exc.start}); expected a YAML file of key: value lines") from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(exc.explain(f"configuration file {path}")) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -401,7 +455,9 @@ def as_overrides(value: Any, name: str = "overrides") -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = yaml.safe_load(value) if value.strip() else {}
+            value = load_unique_yaml(value) if value.strip() else {}
+        except DuplicateKeyError as exc:
+            raise ConfigError(exc.explain(name)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{name} is not valid YAML/JSON ({exc}); expected a mapping "
                               "such as {\"epochs\": 10}") from None
@@ -417,19 +473,32 @@ def make_config(
     *,
     yaml_files: list[str | os.PathLike] = (),
     overrides: dict[str, Any] | None = None,
+    profile_source: str = "the profile argument",
     **kwargs: Any,
 ) -> Config:
     """Resolve a profile, YAML files (in order), then overrides into a `Config`.
 
-    A YAML file may name its own `profile`; an explicit `profile` argument wins.
+    The profile may be named by `profile`, a YAML file or the overrides; when it is named
+    more than once, every name must agree (`profile_source` says where `profile` came
+    from, e.g. "--profile"): a profile sets the defaults every other key starts from, so
+    a second, different one cannot be applied after the first and is refused rather than
+    dropped. None named: ``paper``.
     """
+    named: list[tuple[str, Any]] = [(profile_source, profile)] if profile else []
     merged: dict[str, Any] = {}
     for f in yaml_files:
-        merged.update(load_yaml(f))
-    merged.update(as_overrides(overrides))
+        data = load_yaml(f)
+        if "profile" in data:
+            named.append((f"configuration file {f}", data.pop("profile")))
+        merged.update(data)
+    extra = as_overrides(overrides)
+    if "profile" in extra:
+        source = "the key=value overrides" if profile_source == "--profile" else "the overrides"
+        named.append((source, extra.pop("profile")))
+    merged.update(extra)
     merged.update(kwargs)
-    name = profile or merged.pop("profile", None) or "paper"
-    merged.pop("profile", None)
+    _check_profiles(named, cli=profile_source == "--profile")
+    name = named[0][1] if named else "paper"
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     values = {k: _coerce(k, v) for k, v in PROFILES[name].items()}
@@ -437,6 +506,27 @@ def make_config(
     cfg = Config(profile=name, **values)
     validate(cfg)
     return cfg
+
+
+def _check_profiles(named: list[tuple[str, Any]], *, cli: bool) -> None:
+    """Every place that names a profile names the same one (`cli`: advise --profile)."""
+    if not named:
+        return
+    first_source, first = named[0]
+    for source, value in named[1:]:
+        if value == first:
+            continue
+        spelled = (f"profile: {value}" if source.startswith("configuration file")
+                   else f"profile={value}")
+        advice = (f"choose it with --profile alone (--profile {value} or --profile {first}) "
+                  f"and drop {spelled} from {source}" if cli else
+                  f"name it once: drop {spelled} from {source}, or choose {value!r} in "
+                  f"{first_source}")
+        raise ConfigError(
+            f"profile {value!r} from {source} conflicts with profile {first!r} from "
+            f"{first_source}: a profile sets the defaults every other key starts from, so a "
+            f"configuration has one; {advice}"
+        )
 
 
 @dataclass(frozen=True)
@@ -475,20 +565,30 @@ _PROBABILITY = Range(0, 1)
 # padding.
 MIN_IMAGE_SIDE = 8
 
+# Upper bounds: what one machine can run, set well above every published VI-ReID setting
+# so that none is refused; each has its reason in `_WHY`. Measured on the CPU (fp32, the
+# tensors autograd keeps for the backward pass of the paper's network, ResNet-50 FMCNet,
+# per training image): 104 MB at 288x144, 1.31 GB at 1024x512.
+MAX_IMAGE_SIDE = 1024
+# Images per modality in one batch (P x K): the paper's is 4 x 8 = 32.
+MAX_BATCH_PER_MODALITY = 1024
+# Evaluation trials: the protocols report the mean of 10.
+MAX_TRIALS = 100
+
 # Every numeric field and the values it accepts (tuple fields: each element). A test
 # checks that no numeric field of `Config` is missing here.
 RANGES: dict[str, Range] = {
     "seed": _NON_NEGATIVE,
     "trial": Range(1, 10),
-    "height": _at_least(MIN_IMAGE_SIDE),
-    "width": _at_least(MIN_IMAGE_SIDE),
-    "synthetic_identities": _at_least(3),  # one per split at least
+    "height": Range(MIN_IMAGE_SIDE, MAX_IMAGE_SIDE),
+    "width": Range(MIN_IMAGE_SIDE, MAX_IMAGE_SIDE),
+    "synthetic_identities": Range(3, 10_000),  # one per split at least
     "synthetic_thermal_coupling": _PROBABILITY,
     "synthetic_cross_modal_predictability": _PROBABILITY,
     "synthetic_seed": _NON_NEGATIVE,
-    "synthetic_images_per_camera": _at_least(1),
-    "num_identities": _at_least(1),
-    "num_instances": _at_least(1),
+    "synthetic_images_per_camera": Range(1, 100),
+    "num_identities": Range(1, MAX_BATCH_PER_MODALITY),
+    "num_instances": Range(1, MAX_BATCH_PER_MODALITY),
     "pad": _NON_NEGATIVE,
     "flip_prob": _PROBABILITY,
     "erase_prob": _PROBABILITY,
@@ -496,8 +596,8 @@ RANGES: dict[str, Range] = {
     "erase_area": Range(0, 1, lo_open=True),
     "erase_ratio": Range(0, 1, lo_open=True),
     "last_stride": Range(1, 2),
-    "generator_hidden": _at_least(1),
-    "backbone_width": _at_least(8),
+    "generator_hidden": Range(1, 16_384),
+    "backbone_width": Range(8, 256),
     "omega_init": Range(),
     "lambda1": _NON_NEGATIVE,
     "lambda2": _NON_NEGATIVE,
@@ -529,16 +629,44 @@ RANGES: dict[str, Range] = {
     "checkpoint_every": _at_least(1),
     "log_every": _at_least(1),
     "eval_batch_size": _at_least(1),
-    "trials": _at_least(1),
+    "trials": Range(1, MAX_TRIALS),
     "max_rank": _at_least(1),
 }
 
+_IMAGE_SIDE_WHY = (
+    f"at least {MIN_IMAGE_SIDE}: ResNet's stride at the layer2 split, below it the specific "
+    f"stages see only padding; at most {MAX_IMAGE_SIDE}: the paper's network keeps 1.3 GB of "
+    "activations per training image at 1024x512, measured in fp32, so its batch of 64 images "
+    "would need 84 GB; the paper trains at 288x144"
+)
+_BATCH_WHY = (
+    f"a step holds P x K images of each modality, at most {MAX_BATCH_PER_MODALITY}: 2048 images "
+    "at the paper's 288x144 keep about 210 GB of activations, 104 MB each, measured; the paper "
+    "uses 4 x 8 = 32"
+)
 _WHY = {
-    "height": "ResNet's stride at the layer2 split; smaller images leave the specific "
-              "stages only padding",
-    "width": "ResNet's stride at the layer2 split; smaller images leave the specific "
-             "stages only padding",
+    "height": _IMAGE_SIDE_WHY,
+    "width": _IMAGE_SIDE_WHY,
     "seed": "numpy's generators take non-negative seeds",
+    "trials": ("each trial re-draws the galleries and scores every query again; the protocols "
+               "report the mean of 10, as many as the owners' rand_perm_cam.mat holds, and "
+               f"{MAX_TRIALS} already give a 3x smaller standard error"),
+    "num_identities": _BATCH_WHY,
+    "num_instances": _BATCH_WHY,
+    "synthetic_identities": ("at least one identity per split; at most 10,000, 25x SYSU-MM01's "
+                             "395 training ids: generation takes 0.1 s and 110 KB per identity "
+                             "at 6 images per camera, measured on a 2-core CPU, so about 16 "
+                             "minutes and 1.1 GB, again for each changed parameter"),
+    "synthetic_images_per_camera": ("mean images per (identity, camera), at most 100: SYSU-MM01 "
+                                    "has about 15, and generation time and disk grow with it, "
+                                    "0.1 s and 110 KB per identity at 6, measured"),
+    "generator_hidden": ("the width of the two generators' hidden layers, dim -> h -> h -> dim: "
+                         "at 16,384 with ResNet-50's 2048-d features they hold 0.67 G "
+                         "parameters, 2.7 GB in fp32 before gradients and momentum; the default "
+                         "is 1024"),
+    "backbone_width": ("channels of ResNet's stem: the parameters grow with its square, 84 M at "
+                       "64 and 303 M at 128 for the paper's network, about 1.2 G at 256, whose "
+                       "weights, gradients and momentum take about 14 GB"),
 }
 
 # Every enumerated string field and its choices (`device` is checked by its pattern).
@@ -589,6 +717,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{f.name} expects true or false, got {value!r}")
     for key, allowed in RANGES.items():
         _check_range(key, getattr(cfg, key), allowed)
+    if cfg.num_identities * cfg.num_instances > MAX_BATCH_PER_MODALITY:
+        raise ConfigError(
+            f"num_identities x num_instances (P x K) must be at most {MAX_BATCH_PER_MODALITY} "
+            f"({_BATCH_WHY}), got {cfg.num_identities} x {cfg.num_instances} = "
+            f"{cfg.num_identities * cfg.num_instances}"
+        )
     lo, hi = cfg.erase_area
     if lo > hi:
         raise ConfigError(f"erase_area must be [min, max] with min <= max, got {list(cfg.erase_area)}")
@@ -639,6 +773,15 @@ def validate(cfg: Config) -> None:
             f"data_root={cfg.data_root} is set but dataset=synthetic (the built-in set lives in "
             "the cache); pass --dataset sysu, regdb or llcm for your copy"
         )
+
+
+def check_value(key: str, value: Any, *, flag: str | None = None) -> None:
+    """Check one value of field `key` against its range (a command-line `flag` that sets it
+    is named first), e.g. `synthesize --identities`."""
+    try:
+        _check_range(key, value, RANGES[key])
+    except ConfigError as exc:
+        raise ConfigError(f"{flag}: {exc}" if flag else str(exc)) from None
 
 
 def _check_range(key: str, value: Any, allowed: Range) -> None:

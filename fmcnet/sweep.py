@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from fmcnet.config import DuplicateKeyError, load_unique_yaml
 from fmcnet.stats import mean_std
 from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
@@ -136,6 +137,10 @@ def _mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SweepError(f"sweep spec {where}: `{key}` must be a mapping of key: value, got "
                          f"{value!r}")
+    if key == "overrides" and "profile" in value:
+        raise SweepError(f"sweep spec {where}: `overrides` names profile={value['profile']}; a "
+                         "sweep has one profile, the spec's `profile` key (or --profile): set "
+                         "it there")
     return dict(value)
 
 
@@ -145,9 +150,14 @@ def load_spec(spec_path: str | os.PathLike) -> SweepSpec:
     if not path.is_file():
         raise SweepError(f"sweep spec {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_unique_yaml(path.read_text()) or {}
+    except DuplicateKeyError as exc:  # two rows of one name would run once
+        raise SweepError(exc.explain(f"sweep spec {path}", ", so two rows of one name would "
+                                                          "run once")) from None
     except yaml.YAMLError as exc:
         raise SweepError(f"sweep spec {path} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(f"sweep spec {path} cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise SweepError(f"sweep spec {path} must be a mapping with notebook, out and rows")
     unknown = set(data) - _SPEC_KEYS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -65,6 +66,8 @@ def temp_file(path: str | os.PathLike) -> tuple[Path, int, str]:
             f"cannot write {path}: permission denied on {path.parent}; make it writable for "
             "you or choose another folder (FMCNET_DATA for caches, --out for runs)"
         ) from None
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
     except OSError:  # a file system without permissions (e.g. some network mounts)
@@ -115,8 +118,32 @@ def remove_orphans(folder: str | os.PathLike, name: str | None = None) -> list[P
     return removed
 
 
+# Where a user can send what does not fit: named by every message about a full disk.
+_ELSEWHERE = "--out for runs, FMCNET_DATA for data and caches"
+
+
+def write_error(path: str | os.PathLike, exc: OSError, *, kept: bool = True) -> FMCNetError:
+    """An `OSError` of writing `path` (a full disk above all) as the user's error: the path,
+    what happened, what to do; `kept`: the previous file at `path` is unchanged (an atomic
+    write that failed never replaces it)."""
+    path = Path(path)
+    unchanged = f"; {path} is as it was before" if kept else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FMCNetError(
+            f"cannot write {path}: the disk holding {path.parent} is full ({exc.strerror}); "
+            f"free space there, or write elsewhere ({_ELSEWHERE}), and run again{unchanged}"
+        )
+    if exc.errno == errno.EROFS:
+        return FMCNetError(f"cannot write {path}: {path.parent} is on a read-only file system; "
+                           f"write elsewhere ({_ELSEWHERE}){unchanged}")
+    return FMCNetError(f"cannot write {path}: {exc.strerror or exc}{unchanged}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file and a rename: never half-written."""
+    """Write `data` to `path` via a temporary file and a rename: never half-written.
+
+    A failed write (a full disk: ENOSPC at the write, the flush or the fsync) removes the
+    temporary file, leaves `path` as it was and raises `write_error`'s message."""
     path, fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -124,6 +151,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -176,6 +176,33 @@ def test_an_unwritable_cache_folder_is_one_clear_message(tree, tmp_path, monkeyp
         load_images(_paths(tree), (16, 8), cache_root=tmp_path / "c", progress=False)
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="no fallocate here")
+def test_a_cache_that_does_not_fit_the_disk_is_named_before_it_is_written(tree, tmp_path,
+                                                                          monkeypatch):
+    """A store into a memory map on a full disk kills the process (SIGBUS) without a word;
+    the cache's blocks are allocated first, so a full disk is an error naming the cache."""
+    import errno
+
+    calls = []
+
+    def full(fd, offset, length):
+        calls.append(length)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache_mod.os, "posix_fallocate", full)
+    folder = tmp_path / "c"
+    with pytest.raises(FMCNetError, match=rf"^cannot build the image cache {folder}/\w+\.npy: it "
+                                          rf"needs 0 MB and the disk holding {folder} is full "
+                                          r"\(No space left on device\); free space there, or set "
+                                          r"FMCNET_DATA to a folder with room"):
+        load_images(_paths(tree), (16, 8), cache_root=folder, progress=False)
+    assert calls and calls[0] >= len(_paths(tree)) * 16 * 8 * 3
+    assert list(folder.iterdir()) == []  # neither the array nor its temporary file is left
+    monkeypatch.undo()
+    assert load_images(_paths(tree), (16, 8), cache_root=folder, progress=False).shape[1:] == (
+        16, 8, 3)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_a_read_only_cache_folder_is_one_clear_message(tree, tmp_path):
     folder = tmp_path / "c"

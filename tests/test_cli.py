@@ -110,6 +110,11 @@ def test_regdb_evaluation_is_trial_safe(tmp_path, capsys):
     # options that do not apply to RegDB are an error, not ignored
     assert main(["evaluate", "--run", str(run), "--mode", "indoor"]) == 1
     assert "--mode/--shots select SYSU-MM01 settings" in capsys.readouterr().err
+    # another profile than the checkpoint's is refused, not dropped
+    assert main(["evaluate", "--run", str(run), "profile=quick"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: evaluate uses the profile the checkpoint was trained under ('smoke': its model "
+        "and data settings); drop profile=quick")
 
 
 def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeypatch):
@@ -151,6 +156,21 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
     assert load_checkpoint(out / "trial_02" / "checkpoints" / "last.pt")["global_step"] == 2
     summary = json.loads((out / "results.json").read_text())
     assert summary["trials"] == 3 and summary["per_trial_models"] == [1, 2, 3]
+    # a damaged results file of a finished trial: named, no traceback; moved aside, that
+    # trial resumes from its last checkpoint (evaluated again)
+    damaged = out / "trial_01" / "results.json"
+    damaged.write_text("[1, 2]")
+    assert main(argv + ["--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {damaged} holds a list, not the results mapping: trial 1's results "
+                   "file is damaged; move it aside and run again with --resume (the trial "
+                   "resumes from its last checkpoint)\n")
+    damaged.write_text("{not json")
+    assert main(argv + ["--resume"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {damaged} is not JSON (Expecting")
+    damaged.rename(damaged.with_suffix(".json.bad"))
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads(damaged.read_bytes())["settings"] == json.loads(kept)["settings"]
     # a finished trial made with other settings is not silently combined
     (out / "results.json").unlink()
     assert main(argv + ["lambda1=0.7", "--resume"]) == 1
@@ -179,8 +199,8 @@ def test_train_refuses_a_run_whose_checkpoints_were_deleted(tmp_path, capsys):
     (["train", "--profile", "smoke", "--out", "r", "checkpoint_every=0"],
      "checkpoint_every must be >= 1"),
     (["train", "--profile", "smoke", "--out", "r", "epochs=0"], "epochs must be >= 1"),
-    (["train", "--profile", "smoke", "--out", "r", "trials=0"], "trials must be >= 1"),
-    (["train", "--profile", "smoke", "--out", "r", "height=7"], "height must be >= 8"),
+    (["train", "--profile", "smoke", "--out", "r", "trials=0"], "trials must be in [1, 100]"),
+    (["train", "--profile", "smoke", "--out", "r", "height=7"], "height must be in [8, 1024]"),
     (["train", "--profile", "smoke", "--out", "r", "--root", "/data"], "dataset=synthetic"),
     (["train", "--profile", "smoke", "--out", "r", "--trial", "3"], "selects a RegDB split"),
 ])
@@ -191,6 +211,88 @@ def test_bad_configuration_is_one_line_before_any_work(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    # the override was dropped without a word
+    (["train", "--profile", "smoke", "--out", "r", "profile=quick"],
+     "error: profile 'quick' from the key=value overrides conflicts with profile 'smoke' from "
+     "--profile: a profile sets the defaults every other key starts from, so a configuration "
+     "has one; choose it with --profile alone (--profile quick or --profile smoke) and drop "
+     "profile=quick from the key=value overrides"),
+    (["train", "--profile", "smoke", "--out", "r", "--config", "twice.yaml"],
+     "error: configuration file twice.yaml names 'lr' twice in one mapping (lines 1 and 3); "
+     "YAML would keep the second without a word. Keep one of them"),
+    (["train", "--profile", "smoke", "--out", "r", "--config", "quick.yaml"],
+     "error: profile 'quick' from configuration file quick.yaml conflicts with profile 'smoke' "
+     "from --profile"),
+    (["train", "--profile", "smoke", "--out", "r", "height=100000"],
+     "error: height must be in [8, 1024] (at least 8"),
+    (["train", "--profile", "smoke", "--out", "r", "trials=100000"],
+     "error: trials must be in [1, 100] (each trial"),
+    (["train", "--profile", "smoke", "--out", "r", "num_instances=2000"],
+     "error: num_instances must be in [1, 1024] (a step holds P x K images"),
+    # it skipped every section and exited 0
+    (["gpu-check", "--out", "r", "--device", "cpu", "--tiny", "--budget-s", "-1"],
+     "error: --budget-s must be a positive number of seconds (the time all sections share; "
+     "default 400), got -1: with no time left every section would be skipped and nothing "
+     "checked"),
+    (["gpu-check", "--out", "r", "--device", "cpu", "--tiny", "--budget-s", "0"],
+     "error: --budget-s must be a positive number"),
+    (["synthesize", "--out", "r", "--identities", "100000"],
+     "error: --identities: synthetic_identities must be in [3, 10000]"),
+], ids=["profile-override-conflicts", "yaml-key-twice", "yaml-profile-conflicts", "height-huge",
+        "trials-huge", "batch-huge", "budget-negative", "budget-zero", "synthesize-huge"])
+def test_conflicting_or_unrunnable_input_is_one_line_before_any_work(tmp_path, monkeypatch,
+                                                                    capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "twice.yaml").write_text("lr: 0.01\nepochs: 3\nlr: 0.1\n")
+    (tmp_path / "quick.yaml").write_text("profile: quick\n")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_profile_named_by_a_config_file_applies_without_profile(tmp_path):
+    """`train --config f.yaml` with `profile: smoke` in the file: the file's profile (the
+    command line's default `paper` used to win without a word); `profile=` alone too."""
+    from fmcnet.cli import _config, build_parser
+
+    (tmp_path / "smoke.yaml").write_text("profile: smoke\nepochs: 3\n")
+    parse = build_parser().parse_args
+    cfg = _config(parse(["train", "--out", "r", "--config", str(tmp_path / "smoke.yaml")]))
+    assert (cfg.profile, cfg.height, cfg.epochs) == ("smoke", 32, 3)
+    assert _config(parse(["train", "--out", "r", "profile=quick"])).profile == "quick"
+    assert _config(parse(["train", "--out", "r", "--profile", "quick", "profile=quick"])
+                   ).profile == "quick"
+    assert _config(parse(["train", "--out", "r"])).profile == "paper"
+
+
+def test_synthesize_overwrites_only_its_own_set(tmp_path, capsys):
+    """The error advised an --overwrite flag the command did not have; it has it now, and
+    it replaces only a folder that holds a synthetic set."""
+    out = tmp_path / "set"
+    argv = ["synthesize", "--out", str(out), "--identities", "3", "--images-per-camera", "1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out} already holds a synthetic set; pass --overwrite to replace it, or "
+        "choose another --out")
+    assert main([*argv, "--overwrite", "--seed", "1"]) == 0
+    assert '"seed": 1' in (out / "synthetic.json").read_text()
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["synthesize", "--out", str(mine), "--identities", "3", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: {mine} already exists and holds no synthetic set (no "
+                           "synthetic.json); synthesize replaces only a set it wrote, so nothing "
+                           "of yours is deleted: choose another --out")
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
 def test_os_errors_are_one_line_naming_the_path(monkeypatch, capsys):
@@ -204,6 +306,24 @@ def test_os_errors_are_one_line_naming_the_path(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: Permission denied (/data/SYSU-MM01/cam3)")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_the_code_did_not_explain_gets_true_advice(monkeypatch, capsys):
+    """An OSError without a file name (a write's ENOSPC) said "check that it exists and that
+    you may read it": the advice now fits a full disk."""
+    import errno
+
+    import fmcnet.data.info
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fmcnet.data.info, "dataset_info", full)
+    assert main(["dataset-info", "sysu", "--root", "/data/SYSU-MM01"]) == 1
+    assert capsys.readouterr().err == (
+        "error: No space left on device (the system did not name the file): the disk (or your "
+        "quota) is full; free space, or write elsewhere (--out for runs, FMCNET_DATA for data and "
+        "caches), and run again\n")
 
 
 @pytest.mark.parametrize("argv", [["evaluate"], ["evaluate", "--run", "/nonexistent/run"]])

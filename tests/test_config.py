@@ -52,11 +52,11 @@ def test_unknown_key_lists_valid_keys():
         ({"lr": ".nan"}, "lr must be a finite number"),
         ({"lr": "fast"}, r"lr expects a number \(> 0\), got 'fast'"),
         ({"epochs": 0}, "epochs must be >= 1, got 0"),
-        ({"height": 7}, "height must be >= 8"),
-        ({"width": 4}, "width must be >= 8"),
+        ({"height": 7}, r"height must be in \[8, 1024\] \(at least 8: ResNet's stride"),
+        ({"width": 4}, r"width must be in \[8, 1024\]"),
         ({"checkpoint_every": 0}, "checkpoint_every must be >= 1"),
         ({"log_every": 0}, "log_every must be >= 1"),
-        ({"trials": 0}, "trials must be >= 1"),
+        ({"trials": 0}, r"trials must be in \[1, 100\]"),
         ({"steps_per_epoch": 0}, "steps_per_epoch must be >= 1"),
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
         ({"momentum": 0.0}, "nesterov=true needs momentum > 0"),
@@ -82,6 +82,94 @@ def test_unknown_key_lists_valid_keys():
 def test_bad_values_are_explained(overrides, message):
     with pytest.raises(ConfigError, match=message):
         make_config("smoke", overrides=overrides)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # these hung (height: building the image cache; trials: evaluating after training)
+    ({"height": 100000}, r"height must be in \[8, 1024\] \(.*at most 1024: the paper's network "
+                         r"keeps 1\.3 GB of activations per training image at 1024x512.*\), got "
+                         r"100000$"),
+    ({"width": 2048}, r"width must be in \[8, 1024\]"),
+    ({"trials": 100000}, r"trials must be in \[1, 100\] \(each trial re-draws the galleries.*"
+                         r"report the mean of 10.*\), got 100000$"),
+    ({"num_instances": 100000}, r"num_instances must be in \[1, 1024\] \(a step holds P x K "
+                                r"images of each modality"),
+    ({"num_identities": 64, "num_instances": 32},
+     r"num_identities x num_instances \(P x K\) must be at most 1024 \(.*\), got 64 x 32 = 2048$"),
+    ({"synthetic_identities": 10**6}, r"synthetic_identities must be in \[3, 10000\] \(.*16 "
+                                      r"minutes and 1\.1 GB"),
+    ({"synthetic_images_per_camera": 1000}, r"synthetic_images_per_camera must be in \[1, 100\]"),
+    ({"generator_hidden": 10**9}, r"generator_hidden must be in \[1, 16384\] \(.*0\.67 G "
+                                  r"parameters"),
+    ({"backbone_width": 1024, "pretrained": False},
+     r"backbone_width must be in \[8, 256\] \(.*about 1\.2 G at 256"),
+])
+def test_values_no_machine_can_run_are_refused_with_the_reason(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config("smoke", overrides=overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"height": 384, "width": 192},  # the largest common VI-ReID size
+    {"height": 1024, "width": 512},
+    {"num_identities": 8, "num_instances": 16},  # larger P x K than any baseline
+    {"num_identities": 32, "num_instances": 32},
+    {"trials": 100},
+    {"synthetic_identities": 10000, "synthetic_images_per_camera": 100},
+    {"generator_hidden": 4096},
+    {"backbone_width": 128, "pretrained": False},
+])
+def test_research_settings_stay_inside_the_bounds(overrides):
+    cfg = make_config("paper", overrides=overrides)
+    assert all(getattr(cfg, k) == v for k, v in overrides.items())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda f: make_config("smoke", overrides={"profile": "quick"}),
+     r"profile 'quick' from the overrides conflicts with profile 'smoke' from the profile "
+     r"argument: a profile sets the defaults every other key starts from"),
+    (lambda f: make_config("smoke", overrides={"profile": "quick"}, profile_source="--profile"),
+     r"profile 'quick' from the key=value overrides conflicts with profile 'smoke' from "
+     r"--profile: .*; choose it with --profile alone \(--profile quick or --profile smoke\) and "
+     r"drop profile=quick from the key=value overrides$"),
+    (lambda f: make_config("smoke", yaml_files=[f]),
+     r"profile 'quick' from configuration file .*q\.yaml conflicts with profile 'smoke'.*drop "
+     r"profile: quick from configuration file"),
+    (lambda f: make_config(yaml_files=[f], overrides={"profile": "paper"}),
+     r"profile 'paper' from the overrides conflicts with profile 'quick' from configuration file"),
+])
+def test_a_second_different_profile_is_refused_not_dropped(tmp_path, make, message):
+    f = tmp_path / "q.yaml"
+    f.write_text("profile: quick\nepochs: 3\n")
+    with pytest.raises(ConfigError, match=message):
+        make(f)
+
+
+def test_a_profile_named_once_or_alike_everywhere_applies(tmp_path):
+    f = tmp_path / "q.yaml"
+    f.write_text("profile: quick\nepochs: 3\n")
+    assert make_config(yaml_files=[f]).profile == "quick"  # it was always `paper` on the CLI
+    assert make_config(overrides={"profile": "smoke"}).profile == "smoke"
+    assert make_config("quick", yaml_files=[f], overrides={"profile": "quick"}).epochs == 3
+    assert make_config().profile == "paper"
+
+
+def test_a_key_named_twice_in_a_yaml_file_is_refused(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("epochs: 3\nlr: 0.01\n# a later edit\nepochs: 30\n")
+    with pytest.raises(ConfigError, match=rf"^configuration file {f} names 'epochs' twice in one "
+                                          r"mapping \(lines 1 and 4\); YAML would keep the second "
+                                          r"without a word\. Keep one of them$"):
+        make_config("smoke", yaml_files=[f])
+    with pytest.raises(ConfigError, match=r"^overrides names 'epochs' twice .*\(lines 1 and 1\)"):
+        make_config("smoke", overrides='{"epochs": 3, "epochs": 4}')
+    # nested mappings and YAML merge keys: a mapping may override what it merges
+    from fmcnet.config import load_unique_yaml
+
+    assert load_unique_yaml("a: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 5\n") == {
+        "a": {"x": 1, "y": 2}, "c": {"x": 5, "y": 2}}
+    with pytest.raises(yaml.YAMLError, match=r"key 'x' twice \(lines 2 and 3\)"):
+        load_unique_yaml("c:\n  x: 1\n  x: 2\n")
 
 
 def test_missing_yaml_names_the_file(tmp_path):

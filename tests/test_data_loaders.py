@@ -15,6 +15,7 @@ from fixtures import make_llcm_tree, make_regdb_tree, make_sysu_tree, write_rand
 from fmcnet.config import ConfigError, make_config
 from fmcnet.data import dataset_for_config, load_dataset, load_llcm, load_regdb, load_sysu
 from fmcnet.data.base import DatasetError
+from fmcnet.data.splits import SplitError
 
 TRAIN, VAL, TEST = (1, 2, 3), (4,), (5, 6, 7)
 # (pid, cam) -> images; others get 3. (5, 1) exceeds the 10-image multi-shot cap.
@@ -240,9 +241,16 @@ def test_sysu_validate_holds_out_val_ids(sysu_root):
 
 
 def test_sysu_id_file_tolerates_whitespace(tmp_path):
-    root = make_sysu_tree(tmp_path, train_ids=(1, 2), val_ids=(3,), test_ids=(4,), images_per_cam=1)
+    root = make_sysu_tree(tmp_path, train_ids=(1, 2), val_ids=(3,), test_ids=(4, 5),
+                          images_per_cam=1)
     (root / "exp" / "train_id.txt").write_text(" 1,\n 2 \n")
     assert load_sysu(root, trials=1).train.num_classes == 3
+    # the AGW draw reads the first line split at commas: "4 5" is no id there (a traceback)
+    (root / "exp" / "test_id.txt").write_text("4 5\n")
+    with pytest.raises(DatasetError, match=r"the first line of .*test_id\.txt holds '4 5', which "
+                                           r"the AGW and DEEN gallery draws .* cannot read as an "
+                                           r"id; separate the ids with commas"):
+        load_sysu(root, trials=1)
 
 
 def test_sysu_errors(tmp_path):
@@ -418,6 +426,156 @@ def test_llcm_errors(tmp_path):
     (root / "idx" / "train_nir.txt").unlink()
     with pytest.raises(DatasetError, match=r"has no idx/train_nir\.txt"):
         load_llcm(root)
+
+
+# ---- split lists: no identity in two lists, none twice ------------------------------------
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text().rstrip("\n") + text)
+
+
+@pytest.mark.parametrize("edit, message", [
+    # a test identity trains
+    (("train", ",6"), r"exp/train_id\.txt \(training list\) and .*exp/test_id\.txt \(test list\) "
+                      r"share identity 0006; a test identity that trains is tested on what the "
+                      r"model trained on"),
+    # a validation identity trains (with validate=true it would select the checkpoint)
+    (("train", ",4"), r"exp/train_id\.txt \(training list\) and .*exp/val_id\.txt "
+                      r"\(validation list\) share identity 0004; a validation identity that "
+                      r"trains selects the checkpoint"),
+    (("val", ",5,7"), r"exp/val_id\.txt \(validation list\) and .*exp/test_id\.txt \(test list\) "
+                      r"share identities 0005, 0007"),
+    # a test id twice: the AGW draw would take that id's folders twice
+    (("test", ",5"), r"exp/test_id\.txt \(test list\) lists identity 0005 \(2 times\); a list "
+                     r"names each entry once"),
+], ids=["test-id-trains", "val-id-trains", "val-id-tested", "test-id-twice"])
+@pytest.mark.parametrize("validate", [False, True])
+def test_sysu_split_lists_that_leak_or_repeat_are_refused(tmp_path, edit, message, validate):
+    root = make_sysu_tree(tmp_path, train_ids=TRAIN, val_ids=VAL, test_ids=TEST)
+    load_sysu(root, trials=1, validate=validate)  # the owners' kind of lists load
+    split, text = edit
+    _append(root / "exp" / f"{split}_id.txt", text)
+    with pytest.raises(SplitError, match=r"^SYSU-MM01 split lists: .*" + message) as err:
+        load_sysu(root, trials=1, validate=validate)
+    assert str(root) in str(err.value) and "docs/datasets.md" in str(err.value)
+
+
+def test_validation_that_trains_is_refused_on_the_synthetic_set(tmp_path, monkeypatch):
+    """The synthetic set is read by the SYSU-MM01 loader: an edited copy in the cache is
+    refused the same way, before any training (it reported "best validation mAP 100 %")."""
+    monkeypatch.setenv("FMCNET_DATA", str(tmp_path / "cache"))
+    cfg = make_config("smoke", validate=True)
+    ds = dataset_for_config(cfg)
+    train_ids = set(ds.train.visible.pids.tolist())
+    val_ids = set(ds.val.visible.pids.tolist())
+    assert val_ids and not (train_ids & val_ids)
+    exp = ds.root / "exp"
+    _append(exp / "train_id.txt", f",{min(val_ids)}")
+    with pytest.raises(SplitError, match=rf"train_id\.txt \(training list\) and .*val_id\.txt "
+                                         rf"\(validation list\) share identity {min(val_ids):04d}"):
+        dataset_for_config(cfg)
+
+
+def _regdb_lines(root: Path, name: str) -> list[str]:
+    return (root / "idx" / name).read_text().splitlines()
+
+
+def test_regdb_test_rows_or_identities_in_a_training_list_are_refused(tmp_path):
+    root = make_regdb_tree(tmp_path / "r", num_ids=6, images_per_id=2)
+    train, test = "train_visible_1.txt", "test_thermal_1.txt"
+    ds = load_regdb(root)
+    assert not set(ds.train.infrared.pids.tolist()) & set(ds.splits["visible_to_infrared"]
+                                                           .gallery.pids.tolist())
+    original = {n: (root / "idx" / n).read_text() for n in (train, test, "test_visible_1.txt")}
+
+    # test rows appended to a training list: the model trains on the images it is tested on
+    leaked = _regdb_lines(root, "test_visible_1.txt")[:2]
+    _append(root / "idx" / train, "\n" + "\n".join(leaked) + "\n")
+    with pytest.raises(SplitError, match=rf"^RegDB split lists: .*idx/{train} \(training list\) "
+                                         r"and .*idx/test_visible_1\.txt \(test list\) share test "
+                                         rf"images {leaked[0].split()[0]}, {leaked[1].split()[0]}; "
+                                         r"a test image in a training list"):
+        load_regdb(root)
+    (root / "idx" / train).write_text(original[train])
+
+    # another image of a training identity in a test list: the same person, another image
+    row = _regdb_lines(root, "train_thermal_1.txt")[-1]
+    folder = row.split()[0].split("/")[1]
+    moved = row.split()[0][:-len("_2.bmp")] + "_3.bmp"
+    (root / moved).write_bytes((root / row.split()[0]).read_bytes())
+    _append(root / "idx" / test, f"\n{moved} {row.split()[1]}\n")
+    # (the identity's visible training images name it first: Visible/<id> and Thermal/<id>
+    # are one person)
+    with pytest.raises(SplitError, match=rf"train_visible_1\.txt \(training list\) and .*{test} "
+                                         rf"\(test list\) share identity folder {folder}; an "
+                                         r"identity folder holds one person"):
+        load_regdb(root)
+    (root / "idx" / test).write_text(original[test])
+
+    # a row listed twice
+    first = _regdb_lines(root, "test_visible_1.txt")[0]
+    _append(root / "idx" / "test_visible_1.txt", f"\n{first}\n")
+    with pytest.raises(SplitError, match=rf"test_visible_1\.txt \(test list\) lists row "
+                                         rf"{first.split()[0]} \(2 times\)"):
+        load_regdb(root)
+
+
+def test_regdb_lists_that_number_each_list_from_zero_load(tmp_path):
+    """The owners' RegDB lists label each list's identities 0..205 on their own, so equal
+    labels in a training and a test list are different people: the check compares identity
+    folders, never labels."""
+    root = make_regdb_tree(tmp_path / "r", num_ids=6, images_per_id=2)
+    for name in sorted(p.name for p in (root / "idx").iterdir()):
+        lines = _regdb_lines(root, name)
+        folders = sorted({line.split()[0].split("/")[1] for line in lines}, key=int)
+        relabel = {f: i for i, f in enumerate(folders)}
+        (root / "idx" / name).write_text("".join(
+            f"{line.split()[0]} {relabel[line.split()[0].split('/')[1]]}\n" for line in lines))
+    ds = load_regdb(root)
+    assert ds.train.num_classes == 3
+    assert set(ds.train.visible.pids.tolist()) == set(ds.splits["visible_to_infrared"]
+                                                       .query.pids.tolist()) == {0, 1, 2}
+
+
+def test_llcm_split_lists_that_leak_or_repeat_are_refused(tmp_path):
+    # identity 1 has training images and test images: one person in both
+    root = make_llcm_tree(tmp_path / "leak", train_ids=(1, 2, 3), test_ids=(1, 4, 5),
+                          images_per_cam=1)
+    with pytest.raises(SplitError, match=r"^LLCM split lists: .*idx/train_vis\.txt \(training list\) "
+                                         r"and .*idx/test_id\.txt \(test list\) share identity "
+                                         r"0001; the identity folders of training images and "
+                                         r"test_id\.txt share one numbering"):
+        load_llcm(root, trials=1)
+
+    root = make_llcm_tree(tmp_path / "l", train_ids=(1, 2, 3), test_ids=(4, 5, 6),
+                          images_per_cam=1)
+    load_llcm(root, trials=1)
+    _append(root / "idx" / "test_id.txt", ",6")
+    with pytest.raises(SplitError, match=r"test_id\.txt \(test list\) lists identity 0006 "
+                                         r"\(2 times\)"):
+        load_llcm(root, trials=1)
+    (root / "idx" / "test_id.txt").write_text("4,5,6")
+
+    # a test image listed for training (under a training label)
+    image = "test_nir/cam2/0005/0005_c02_0001.jpg"
+    assert (root / image).is_file()
+    _append(root / "idx" / "train_nir.txt", f"\n{image} 3\n")
+    with pytest.raises(SplitError, match=rf"train_nir\.txt \(training list\) and {root} \(the test "
+                                         rf"images of test_id\.txt's ids\) share test image {image}"):
+        load_llcm(root, trials=1)
+
+
+def test_llcm_training_lists_labelled_from_zero_load(tmp_path):
+    """A training list may number its identities from 0 (as DEEN's 713 classes do): labels
+    are never compared with the test ids, the identity folders are."""
+    root = make_llcm_tree(tmp_path / "l", train_ids=(7, 8), test_ids=(1, 2), images_per_cam=1)
+    for name in ("train_vis.txt", "train_nir.txt"):
+        path = root / "idx" / name
+        path.write_text("".join(f"{line.split()[0]} {int(line.split()[1]) - 7}\n"
+                                for line in path.read_text().splitlines()))
+    ds = load_llcm(root, trials=1)
+    assert set(ds.train.visible.pids.tolist()) == {0, 1}
 
 
 # ---- dispatch ----------------------------------------------------------------------------

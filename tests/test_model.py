@@ -232,6 +232,33 @@ def test_pretrained_from_file_loads_every_resnet_part(tmp_path):
         tiny(pretrained_path=str(tmp_path / "nothere.pt"))
 
 
+class _NotAStateDict:
+    """An object torch.load(weights_only=True) refuses to unpickle."""
+
+
+def test_an_unusable_pretrained_file_is_explained_without_torch_advice(tmp_path):
+    """torch's error for such a file advises weights_only=False, which would run code from
+    the file: the message names the file and what it must hold instead."""
+    torch.save({"conv1.weight": _NotAStateDict()}, tmp_path / "objects.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    unpickling = "it is not a torch.save file of tensors only: corrupt, another format, or holding"
+    for name, found in [("objects.pt", unpickling), ("garbage.pt", unpickling),
+                        ("truncated.pt", "RuntimeError: PytorchStreamReader failed reading zip "
+                                         "archive: failed finding central directory; it is "
+                                         "truncated"),
+                        ("list.pt", "does not hold a ResNet state dict")]:
+        with pytest.raises(FMCNetError) as err:
+            tiny(pretrained_path=str(tmp_path / name))
+        message = str(err.value)
+        assert f"pretrained_path='{tmp_path / name}'" in message and found in message, message
+        assert "the file must hold a torchvision ResNet state dict as torch.save(" in message
+        assert "weights_only" not in message and "\n" not in message, message
+
+
 @pytest.fixture
 def no_network(tmp_path, monkeypatch):
     """An empty torch hub cache and a loader that fails the test if it is ever called."""

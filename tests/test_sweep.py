@@ -63,6 +63,30 @@ def test_a_spec_that_is_not_yaml_is_named(tmp_path):
         sweep.load_spec(path)
 
 
+def test_two_rows_of_one_name_or_a_key_twice_are_refused(tmp_path):
+    """YAML keeps the last of two equal keys without a word: two rows of one name ran once."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"notebook: {NOTEBOOK}\nrows:\n  t2_base:\n    label: Base\n"
+                    "  t2_full:\n    label: Full\n  t2_base:\n    label: Base again\n")
+    with pytest.raises(SweepError, match=rf"^sweep spec {path} names 't2_base' twice in one "
+                                         r"mapping \(lines 3 and 7\); YAML would keep the second "
+                                         r"without a word, so two rows of one name would run "
+                                         r"once\. Keep one of them$"):
+        sweep.load_spec(path)
+    path.write_text(f"notebook: {NOTEBOOK}\nsetting: all/single\nrows: {{a: {{}}}}\n"
+                    "setting: all/multi\n")
+    with pytest.raises(SweepError, match=r"names 'setting' twice in one mapping \(lines 2 and 4\)"):
+        sweep.load_spec(path)
+
+
+@pytest.mark.parametrize("rows, top", [({"a": {"overrides": {"profile": "smoke"}}}, {}),
+                                       ({"a": {}}, {"overrides": {"profile": "smoke"}})])
+def test_a_profile_among_the_overrides_is_refused(tmp_path, rows, top):
+    with pytest.raises(SweepError, match=r"`overrides` names profile=smoke; a sweep has one "
+                                         r"profile, the spec's `profile` key \(or --profile\)"):
+        sweep.load_spec(_spec(tmp_path, rows, **top))
+
+
 def test_collect_and_summary_report_every_status(tmp_path):
     path = _spec(tmp_path, {
         "done": {"table": 2, "label": "Base", "paper": {"R1": 57.09, "mAP": 53.11}},

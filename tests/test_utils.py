@@ -1,5 +1,6 @@
 """Shared helpers: atomic writes keep the user's umask; orphan temporary files go."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -28,6 +29,45 @@ def test_atomic_writes_get_the_umask_permissions_not_mkstemps(tmp_path, umask, m
         os.umask(old)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == mode
     assert (tmp_path / "last.pt").stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize("failing, code, message", [
+    ("fsync", errno.ENOSPC, r"the disk holding {parent} is full \(No space left on device\); free "
+                            r"space there, or write elsewhere \(--out for runs, FMCNET_DATA for "
+                            r"data and caches\), and run again; {path} is as it was before$"),
+    ("fsync", errno.EDQUOT, r"the disk holding {parent} is full"),
+    ("replace", errno.EROFS, r"{parent} is on a read-only file system; write elsewhere"),
+    ("replace", errno.EIO, r"Input/output error; {path} is as it was before$"),
+])
+def test_a_full_disk_during_an_atomic_write_names_the_file_and_keeps_the_old_one(
+        tmp_path, monkeypatch, failing, code, message):
+    """A full disk (ENOSPC, here at the fsync, where delayed allocation reports it) named
+    no path: the message names the file and what to do, and the previous file stays."""
+    target = tmp_path / "run" / "results.json"
+    target.parent.mkdir()
+    target.write_text("the previous results")
+
+    def fails(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, failing, fails)
+    with pytest.raises(FMCNetError, match="^cannot write " + str(target) + ": " + message.format(
+            parent=target.parent, path=target)):
+        atomic_write_json(target, {"a": 1})
+    assert target.read_text() == "the previous results"
+    assert [p.name for p in target.parent.iterdir()] == ["results.json"]  # no temporary file
+
+
+def test_a_full_disk_before_the_write_is_named_too(tmp_path, monkeypatch):
+    import tempfile
+
+    def no_inodes(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_inodes)
+    with pytest.raises(FMCNetError, match=rf"^cannot write {tmp_path / 'last.pt'}: the disk "
+                                          rf"holding {tmp_path} is full"):
+        atomic_torch_save({"x": 1}, tmp_path / "last.pt")
 
 
 def _dead_pid() -> int:

@@ -13,6 +13,7 @@ builds are removed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -110,6 +111,28 @@ def _open_cached(npy: Path, manifest: Path, expected: dict) -> np.ndarray | None
         return None
 
 
+def _reserve(tmp: str, npy: Path) -> None:
+    """Allocate the blocks of the memory-mapped file now: on a full disk a store into the
+    map would kill the process (SIGBUS) with no word of which file; here it is an error
+    naming the cache and the room it needs. File systems without fallocate are left be."""
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - macOS, Windows
+        return
+    fd = os.open(tmp, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return  # EOPNOTSUPP, EINVAL, ...: no reservation, the writes still work
+        need = os.fstat(fd).st_size / 2**20
+        raise FMCNetError(
+            f"cannot build the image cache {npy}: it needs {need:,.0f} MB and the disk holding "
+            f"{npy.parent} is full ({exc.strerror}); free space there, or set FMCNET_DATA to a "
+            "folder with room, and run again"
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -> str:
     """Decode every image into a temporary .npy beside `npy`, then rename it into place;
     returns the checksum of its sampled rows."""
@@ -119,6 +142,7 @@ def _build(npy: Path, paths: list[str], size: tuple[int, int], progress: bool) -
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), *size, 3))
+        _reserve(tmp, npy)
         if progress:
             from fmcnet.progress import bar as progress_bar
 

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from fmcnet.data.base import DatasetError, EvalSplit, ImageSet, TrainSet, VIDataset, reindex
-from fmcnet.data.regdb import read_list_file
+from fmcnet.data.regdb import identity_folder, read_list_file
+from fmcnet.data.splits import SplitList, check_disjoint, check_repeats
 from fmcnet.data.sysu import (
     check_root,
     draw_rows,
@@ -41,7 +42,7 @@ from fmcnet.data.sysu import (
     group_ids,
     list_images,
     listing_cache,
-    read_id_file,
+    read_id_list,
     within_group_rank,
 )
 
@@ -71,6 +72,34 @@ def _train_set(root: Path) -> TrainSet:
     visible, infrared = sets
     visible.labels, infrared.labels, num_classes = reindex(visible.pids, infrared.pids)
     return TrainSet(visible, infrared, num_classes)
+
+
+def _check_splits(root: Path, train: TrainSet, id_file: Path, test_ids: list[int],
+                  test: dict[str, ImageSet]) -> None:
+    """No row twice in a training list, no id twice in idx/test_id.txt, no test image in a
+    training list, no training identity folder (``.../cam<c>/<pid %04d>/``, the folders
+    the test images sit in too) among the test ids. Labels are not compared: a training
+    list may number its identities from 0."""
+    title = "LLCM"
+    test_list = SplitList("test list", id_file, tuple(test_ids))
+    check_repeats(title, test_list)
+    test_images = SplitList(
+        f"the test images of {id_file.name}'s ids", root, tuple(os.path.relpath(p, root)
+                                   for s in test.values() for p in s.paths), kind="row")
+    for name, images in (("train_vis", train.visible), ("train_nir", train.infrared)):
+        path = root / "idx" / f"{name}.txt"
+        rows = SplitList("training list", path,
+                         tuple(os.path.relpath(p, root) for p in images.paths), kind="row")
+        check_repeats(title, rows)
+        check_disjoint(title, rows, test_images, what="test image",
+                       why="a test image in a training list is retrieved by the very image "
+                           "the model trained on, which inflates every metric")
+        folders = (identity_folder(p, root) for p in images.paths)
+        check_disjoint(title, SplitList("training list", path, tuple(
+            int(f) for f in folders if f is not None and f.isdigit())), test_list,
+            why="the identity folders of training images and test_id.txt share one "
+                "numbering: a training identity in the test list is tested on a person it "
+                "trained on, which inflates every metric")
 
 
 def camera_folders(root: Path, modality: str) -> list[int]:
@@ -147,11 +176,13 @@ def load_llcm(root: str | os.PathLike, *, trials: int = 10, protocol: str = "dee
         raise DatasetError(f"llcm_protocol must be one of {LLCM_PROTOCOLS}, got {protocol!r}")
     root = check_root(root, "LLCM", _LAYOUT)
     id_file = root / "idx" / "test_id.txt"
-    test_ids = read_id_file(id_file, "LLCM")
+    listed_ids = read_id_list(id_file, "LLCM")
+    test_ids = np.unique(np.asarray(listed_ids, dtype=np.int64))
     train = _train_set(root)
     notes: list[str] = []
     cams = _cameras(root, protocol, notes)
     test = {m: _test_set(root, test_ids, m, cams[m]) for m in ("visible", "infrared")}
+    _check_splits(root, train, id_file, listed_ids, test)
     for modality, folder in (("visible", "test_vis"), ("infrared", "test_nir")):
         # Each direction needs both sides: an empty one would leave nothing to retrieve.
         if not len(test[modality]):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fmcnet.data.base import DatasetError, EvalSplit, ImageSet, TrainSet, VIDataset, reindex
+from fmcnet.data.splits import SplitList, check_disjoint, check_repeats
 from fmcnet.data.sysu import check_root
 
 VISIBLE_CAM, THERMAL_CAM = 1, 2
@@ -64,6 +65,45 @@ def read_list_file(path: Path, root: Path, title: str) -> tuple[list[str], np.nd
     return paths, np.asarray(labels, dtype=np.int64)
 
 
+def identity_folder(path: str, root: Path) -> str | None:
+    """The identity folder of a listed image (``Visible/<id>/<file>`` -> ``<id>``), or None
+    for an image that does not sit in one."""
+    parts = Path(os.path.relpath(path, root)).parts
+    return parts[-2] if len(parts) >= 3 else None
+
+
+def check_row_lists(title: str, root: Path, train: dict[str, list[str]],
+                    test: dict[str, list[str]]) -> None:
+    """Training and test lists of rows (image paths, by list file): no row twice in a list,
+    no test image in a training list, no identity folder in both a training and a test
+    list. Identities are compared by folder, not by label: the owners' RegDB lists number
+    the identities of each list from 0, so equal labels are not one person."""
+    def rows(path: str, paths: list[str]) -> SplitList:
+        name = "training list" if path in train else "test list"
+        return SplitList(name, Path(path), tuple(os.path.relpath(p, root) for p in paths),
+                         kind="row")
+
+    def folders(path: str, paths: list[str]) -> SplitList:
+        name = "training list" if path in train else "test list"
+        found = (identity_folder(p, root) for p in paths)
+        return SplitList(name, Path(path), tuple(f for f in found if f is not None),
+                         kind="identity folder")
+
+    for path, paths in {**train, **test}.items():
+        check_repeats(title, rows(path, paths))
+    for a, a_paths in train.items():
+        for b, b_paths in test.items():
+            check_disjoint(title, rows(a, a_paths), rows(b, b_paths), what="test image",
+                           why="a test image in a training list is retrieved by the very "
+                               "image the model trained on, which inflates every metric")
+    for a, a_paths in train.items():
+        for b, b_paths in test.items():
+            check_disjoint(title, folders(a, a_paths), folders(b, b_paths),
+                           why="an identity folder holds one person: listed for training and "
+                               "for test, the model is tested on a person it trained on, "
+                               "which inflates every metric")
+
+
 def _image_set(paths: list[str], labels: np.ndarray, cam: int, modality: str) -> ImageSet:
     return ImageSet(paths, labels, np.full(len(paths), cam, np.int64), modality)
 
@@ -79,6 +119,12 @@ def load_regdb(root: str | os.PathLike, *, trial: int = 1) -> VIDataset:
         for part in ("train", "test")
         for mod in ("visible", "thermal")
     }
+    files = {key: str(idx / f"{key[0]}_{key[1]}_{trial}.txt") for key in rows}
+    check_row_lists(
+        "RegDB", root,
+        train={files[k]: rows[k][0] for k in rows if k[0] == "train"},
+        test={files[k]: rows[k][0] for k in rows if k[0] == "test"},
+    )
     train_v = _image_set(*rows["train", "visible"], VISIBLE_CAM, "visible")
     train_i = _image_set(*rows["train", "thermal"], THERMAL_CAM, "infrared")
     train_v.labels, train_i.labels, num_classes = reindex(train_v.pids, train_i.pids)

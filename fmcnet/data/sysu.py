@@ -37,6 +37,7 @@ from fmcnet.data.base import (
     describe_samplers,
     reindex,
 )
+from fmcnet.data.splits import SplitList, check_disjoint, check_repeats
 
 VISIBLE_CAMS = (1, 2, 4, 5)
 INFRARED_CAMS = (3, 6)
@@ -48,6 +49,7 @@ GALLERY_SAMPLERS = ("auto", "owners", "agw", "seeded")
 AGW_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 _LAYOUT = "expected cam1..cam6/ and exp/ (see docs/datasets.md)"
+_LIST_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 # ---- helpers shared with the LLCM loader -------------------------------------------------
@@ -62,8 +64,9 @@ def check_root(root: str | os.PathLike, title: str, expected: str) -> Path:
     return path.resolve()
 
 
-def read_id_file(path: Path, title: str) -> np.ndarray:
-    """Read a file holding comma-separated integer ids (whitespace and newlines tolerated)."""
+def read_id_list(path: Path, title: str) -> list[int]:
+    """The ids of a file of comma-separated integer ids, in file order, repeats kept
+    (whitespace and newlines tolerated); `fmcnet.data.splits` checks the repeats."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -85,7 +88,12 @@ def read_id_file(path: Path, title: str) -> np.ndarray:
             ) from None
     if not ids:
         raise DatasetError(f"{path} lists no ids; expected one line of comma-separated integer ids")
-    return np.unique(np.asarray(ids, dtype=np.int64))
+    return ids
+
+
+def read_id_file(path: Path, title: str) -> np.ndarray:
+    """The distinct ids of `read_id_list`, sorted."""
+    return np.unique(np.asarray(read_id_list(path, title), dtype=np.int64))
 
 
 def list_images(folder: Path) -> list[str]:
@@ -148,7 +156,17 @@ def first_line_ids(path: Path) -> list[int]:
     """
     text = path.read_text()
     line = text.splitlines()[0] if text.strip() else ""
-    return [int(tok) for tok in line.split(",") if tok.strip()]
+    ids = []
+    for tok in line.split(","):
+        try:
+            ids.append(int(tok)) if tok.strip() else None
+        except ValueError:
+            raise DatasetError(
+                f"the first line of {path} holds {tok.strip()!r}, which the AGW and DEEN "
+                "gallery draws (they split the first line at commas) cannot read as an id; "
+                "separate the ids with commas"
+            ) from None
+    return ids
 
 
 def python_random_draw(
@@ -345,6 +363,23 @@ def _val_split(root: Path, found: dict, val_ids: np.ndarray, trials: int) -> Eva
     return EvalSplit(VAL_SETTING, "sysu", query, pool, picks, sampler="seeded")
 
 
+def _check_splits(lists: dict[str, SplitList]) -> None:
+    """No id twice in a list, none in two lists (whether `validate` is on or not)."""
+    for split in lists.values():
+        check_repeats("SYSU-MM01", split)
+    for a, b, why in (
+        ("train", "test", "a test identity that trains is tested on what the model trained "
+                          "on, which inflates every metric"),
+        ("train", "val", "a validation identity that trains selects the checkpoint on what "
+                         "the model trained on (validate=true reports a validation mAP near "
+                         "100 %)"),
+        ("val", "test", "the val ids train unless validate=true (a test identity then trains), "
+                        "and with it the checkpoint is selected on a test identity; either "
+                        "inflates every metric"),
+    ):
+        check_disjoint("SYSU-MM01", lists[a], lists[b], why=why)
+
+
 def load_sysu(
     root: str | os.PathLike,
     *,
@@ -383,7 +418,10 @@ def load_sysu(
     root = check_root(root, "SYSU-MM01", _LAYOUT)
     exp = root / "exp"
     id_files = {s: exp / f"{s}_id.txt" for s in ("train", "val", "test")}
-    ids = {s: read_id_file(p, "SYSU-MM01") for s, p in id_files.items()}
+    listed = {s: SplitList(f"{_LIST_NAMES[s]} list", p, tuple(read_id_list(p, "SYSU-MM01")))
+              for s, p in id_files.items()}
+    _check_splits(listed)
+    ids = {s: np.unique(np.asarray(v.entries, dtype=np.int64)) for s, v in listed.items()}
     listed = np.unique(np.concatenate(list(ids.values())))
     found = _scan(root, listed)
     if not found:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -113,6 +114,14 @@ def set_last_stride(layer4: nn.Sequential, stride: int) -> None:
         block.downsample[0].stride = (stride, stride)
 
 
+# What a `pretrained_path` file must hold, said by every message about one.
+_STATE_DICT_FILE = (
+    "the file must hold a torchvision ResNet state dict as torch.save(model.state_dict(), path) "
+    "writes it: a mapping of parameter names to tensors, optionally wrapped as "
+    "{'state_dict': ...} or {'model': ...}"
+)
+
+
 def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
@@ -120,11 +129,8 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise FMCNetError(
-            f"pretrained_path={str(path)!r} does not hold a ResNet state dict (a mapping of "
-            "parameter names to tensors, optionally wrapped as {'state_dict': ...} or "
-            "{'model': ...})"
-        )
+        raise FMCNetError(f"pretrained_path={str(path)!r} does not hold a ResNet state dict; "
+                          f"{_STATE_DICT_FILE}")
     # Checkpoints saved from DataParallel / DDP prefix every key with "module.".
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
@@ -136,8 +142,22 @@ def load_state_dict_file(resnet: nn.Module, path: str | os.PathLike) -> None:
         raise FMCNetError(f"pretrained_path={str(path)!r} does not exist or is not a file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise FMCNetError(f"pretrained_path={str(path)!r} is not readable for you (permission "
+                          "denied); ask its owner or copy it") from None
     except Exception as exc:  # pickle, zip or weights_only errors all mean "not usable"
-        raise FMCNetError(f"pretrained_path={str(path)!r} could not be read: {exc}") from None
+        # torch's own text is not passed on: for objects beyond tensors it advises
+        # weights_only=False, which would run code from the file.
+        if isinstance(exc, pickle.UnpicklingError):
+            found = ("it is not a torch.save file of tensors only: corrupt, another format, or "
+                     "holding other objects")
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            found = (f"{exc.__class__.__name__}: {first.split('. ')[0]}; it is truncated, "
+                     "corrupt or not a file torch.save wrote")
+        raise FMCNetError(
+            f"pretrained_path={str(path)!r} could not be read ({found}); {_STATE_DICT_FILE}"
+        ) from None
     state = _unwrap_state_dict(obj, path)
     expected = resnet.state_dict()
     # The ImageNet classifier (fc) is never used, so a headless state dict is fine.
