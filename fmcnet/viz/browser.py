@@ -667,49 +667,51 @@ class RankingBrowser:
         return out
 
     def _view_figure(self, q: int):
+        """The query panel as a figure: a label column, the query, then each row's tiles."""
         from matplotlib.figure import Figure
 
         s, a = self.setting, self.a
         assert a is not None
-        rows = [("A", self._tiles_a)] + ([("B", self._tiles_b)] if self.b is not None else [])
-        strip = self._strip[: self.max_strip]
-        cols = max([len(t) for _, t in rows] + [len(strip), 1]) + 1
-        n_rows = len(rows) + (1 if strip else 0)
-        fig = Figure(figsize=(1.0 * cols + 0.6, 2.3 * n_rows), layout="constrained")
-        axes = fig.subplots(n_rows, cols, squeeze=False)
+        rows: list[tuple[str, list[tuple[int, str, str]]]] = []
+        for side, r, tiles in (("A", a, self._tiles_a), ("B", self.b, self._tiles_b)):
+            if r is None:
+                continue
+            label = (f"{side}: {self._label(side)}\nAP {_pct(r.ap[q])}\nfirst true match\n"
+                     f"at rank {int(r.first[q]) or 'none'}")
+            rows.append((label, [(t["gallery_index"], t["border_color"],
+                                  f"{t['rank']}. id {t['pid']} cam{t['cam']}\nd={t['distance']:.2f}")
+                                 for t in tiles]))
+        strip = []
+        for x in self._strip[: self.max_strip]:
+            if x["removed"]:
+                where = f"removed: A pos {x['position_a']}" + (
+                    f", B {x['position_b']}" if x.get("position_b") is not None else "")
+            else:
+                where = f"A rank {x['rank_a']}" + (
+                    f", B {x['rank_b']}" if x.get("rank_b") is not None else "")
+            strip.append((x["gallery_index"], REMOVED_COLOR if x["removed"] else MATCH_COLOR,
+                          f"{where}\nid {x['pid']} cam{x['cam']}"))
+        if strip:
+            rows.append(("ground truth", strip))
+        cols = 2 + max(len(tiles) for _, tiles in rows)
+        fig = Figure(figsize=(1.0 * cols + 0.8, 2.3 * len(rows)), layout="constrained")
+        axes = fig.subplots(len(rows), cols, squeeze=False)
         for ax in axes.flat:
             ax.set_axis_off()
-        gal = s.gallery
 
-        def show(ax, i: int, color: str, title: str) -> None:
-            ax.imshow(add_border(gal.images[int(a.g_rows[i])], color))
-            ax.set_title(title, fontsize=6)
+        def show(ax, img: np.ndarray, color: str, title: str, size: int = 6) -> None:
+            ax.imshow(add_border(img, color))
+            ax.set_title(title, fontsize=size)
             ax.set_axis_on()
             ax.set_xticks([])
             ax.set_yticks([])
 
-        ax = axes[0, 0]
-        ax.imshow(add_border(s.query.images[int(a.q_rows[q])], "#000000"))
-        ax.set_title(f"query {q}\nid {int(a.q_pids[q])} cam{int(a.q_cams[q])}", fontsize=7)
-        ax.set_axis_on()
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for r, (side, tiles) in enumerate(rows):
-            r_obj = a if side == "A" else self.b
-            label = axes[r, 1].text(0, 1.3, f"{side}: {self._label(side)} · AP {_pct(r_obj.ap[q])}"
-                                    f" · first true match at rank {int(r_obj.first[q]) or 'none'}",
-                                    fontsize=7, transform=axes[r, 1].transAxes)
-            label.set_in_layout(False)  # a long label must not widen the first column
-            for c, t in enumerate(tiles):
-                show(axes[r, c + 1], t["gallery_index"], t["border_color"],
-                     f"{t['rank']}. id {t['pid']} cam{t['cam']}\nd={t['distance']:.2f}")
-        for c, x in enumerate(strip):
-            title = (f"removed, A pos {x['position_a']}" if x["removed"] else f"A rank {x['rank_a']}"
-                     + (f" · B {x['rank_b']}" if x.get("rank_b") is not None else ""))
-            show(axes[-1, c + 1], x["gallery_index"],
-                 REMOVED_COLOR if x["removed"] else MATCH_COLOR, f"{title}\nid {x['pid']} cam{x['cam']}")
-        if strip:
-            axes[-1, 0].text(0.5, 0.5, "ground truth", ha="center", va="center", fontsize=8)
+        show(axes[0, 1], s.query.images[int(a.q_rows[q])], "#000000",
+             f"query {q}\nid {int(a.q_pids[q])} cam{int(a.q_cams[q])}", 7)
+        for r, (label, tiles) in enumerate(rows):
+            axes[r, 0].text(0.0, 0.5, label, ha="left", va="center", fontsize=7, wrap=True)
+            for c, (g, color, title) in enumerate(tiles):
+                show(axes[r, c + 2], s.gallery.images[int(a.g_rows[g])], color, title)
         fig.suptitle(self.header_text, fontsize=8)
         return fig
 

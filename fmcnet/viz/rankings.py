@@ -69,16 +69,37 @@ def per_query_inp(rk: Ranking, *, chunk: int = 1024) -> np.ndarray:
     return out
 
 
-@dataclass
 class Side:
-    """The images one side of a setting can draw from: ids, cameras, images, features."""
+    """The images one side of a setting can draw from: ids, cameras, images, features.
 
-    pids: np.ndarray
-    cams: np.ndarray
-    images: ImageSource
-    paths: list[str]  # "" for images given as arrays
-    feats: np.ndarray | None = None  # retrieval feature (float16 as saved, or float32)
-    parts: np.ndarray | None = None  # packed `model.extract` parts, diagnostics order
+    Features (`feats`, the retrieval feature) and packed parts (`parts`) are arrays, or
+    read from `source` (an npz file and the two keys) on first use: opening a run reads
+    ids, paths and trial 0's distances only.
+    """
+
+    def __init__(self, pids: np.ndarray, cams: np.ndarray, images: ImageSource, paths: list[str],
+                 feats: np.ndarray | None = None, parts: np.ndarray | None = None, *,
+                 source: tuple[Path, str, str] | None = None):
+        self.pids, self.cams, self.images, self.paths = pids, cams, images, paths
+        self._arrays = {"feats": feats, "parts": parts}
+        self._source = source
+
+    def _get(self, what: str) -> np.ndarray | None:
+        if self._arrays[what] is None and self._source is not None:
+            path, *keys = self._source
+            key = keys[0] if what == "feats" else keys[1]
+            if key:
+                with np.load(path, allow_pickle=False) as z:
+                    self._arrays[what] = z[key] if key in z.files else None
+        return self._arrays[what]
+
+    @property
+    def feats(self) -> np.ndarray | None:
+        return self._get("feats")
+
+    @property
+    def parts(self) -> np.ndarray | None:
+        return self._get("parts")
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.pids[rows], self.cams[rows]
@@ -187,10 +208,10 @@ class SettingData:
     @property
     def features(self) -> list[str]:
         """The retrieval feature, then each diagnostics view the saved parts give."""
-        if not self.part_widths or self.query.parts is None or self.gallery.parts is None:
+        if not self.part_widths:
             return [RETRIEVAL]
-        probe = diag.feature_views(*(self._unpack(s, np.zeros(0, np.int64))
-                                     for s in (self.query, self.gallery)), None)
+        probe = diag.feature_views(*(self._unpack(s, None) for s in (self.query, self.gallery)),
+                                   None)
         return [RETRIEVAL] + [v for v in VIEWS if v in probe]
 
     def rows(self, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,9 +224,14 @@ class SettingData:
             return sampled, np.arange(len(self.gallery.pids))
         return np.arange(len(self.query.pids)), sampled
 
-    def _unpack(self, side: Side, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        assert side.parts is not None and self.part_widths
-        packed = torch.from_numpy(side.parts[rows].astype(np.float32))
+    def _unpack(self, side: Side, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        """Parts by name of `rows` of `side` (None: an empty batch, for the names only)."""
+        assert self.part_widths
+        if rows is None:
+            packed = torch.zeros(0, sum(self.part_widths.values()))
+        else:
+            assert side.parts is not None
+            packed = torch.from_numpy(side.parts[rows].astype(np.float32))
         out, start = {}, 0
         for name, width in self.part_widths.items():
             out[name] = packed[:, start:start + width]
@@ -286,38 +312,44 @@ def load_setting(path: str | os.PathLike, run_dir: str | os.PathLike) -> Setting
     """A run's `eval/<setting>.npz` (any version: one saved before trials and parts were
     saved browses trial 0 of the retrieval feature)."""
     path, run_dir = Path(path), Path(run_dir)
+    big = ("q_feats", "g_feats", "pool_feats", "parts_fixed", "parts_pool")
     with np.load(path, allow_pickle=False) as npz:
-        z = {k: npz[k] for k in npz.files}
+        # ids, paths, trial rows and trial 0's distances now; features on first use
+        z = {k: npz[k] for k in npz.files if k not in big}
+        files = set(npz.files)
     missing = [k for k in REQUIRED if k not in z]
-    if missing or not ("distmat" in z or {"q_feats", "g_feats"} <= set(z)):
+    if missing or not ("distmat" in z or {"q_feats", "g_feats"} <= files):
         raise FMCNetError(f"{path} lacks {missing or 'distmat or q_feats/g_feats'}; re-run the "
                           "evaluation (python -m fmcnet evaluate) to rewrite it")
     setting = str(z["setting"]) if "setting" in z else path.stem
     q_mod, g_mod = _modalities(setting, z)
     sampled = str(z.get("sampled", "gallery"))
+    has_parts = "part_names" in z
 
-    def side(prefix: str, feats: str) -> Side:
+    def side(prefix: str, feats: str, parts: str) -> Side:
         paths = [str(p) for p in z[f"{prefix}_paths"]]
         return Side(z[f"{prefix}_pids"].astype(np.int64), z[f"{prefix}_cams"].astype(np.int64),
-                    ImageSource(paths, root=run_dir), paths, z.get(feats))
+                    ImageSource(paths, root=run_dir), paths,
+                    source=(path, feats if feats in files else "", parts if has_parts else ""))
 
     fixed_prefix, sampled_prefix = ("g", "q") if sampled == "query" else ("q", "g")
-    fixed = side(fixed_prefix, f"{fixed_prefix}_feats")
+    fixed = side(fixed_prefix, f"{fixed_prefix}_feats", "parts_fixed")
     if "pool_pids" in z:
-        pool = side("pool", "pool_feats")
+        pool = side("pool", "pool_feats", "parts_pool")
         off = z["trial_offsets"]
         trials = [z["trial_rows"][off[t]:off[t + 1]] for t in range(len(off) - 1)]
     else:  # saved before every trial was: trial 0 only
-        pool = side(sampled_prefix, f"{sampled_prefix}_feats")
+        pool = side(sampled_prefix, f"{sampled_prefix}_feats", "")
         trials = [np.arange(len(pool.pids))]
     widths = None
-    if "part_names" in z:
+    if has_parts:
         widths = dict(zip([str(n) for n in z["part_names"]], z["part_widths"].tolist()))
-        fixed.parts, pool.parts = z["parts_fixed"], z["parts_pool"]
     query, gallery = (pool, fixed) if sampled == "query" else (fixed, pool)
     dist = z.get("distmat")
-    if dist is None:
-        dist = pairwise_distance(z["q_feats"].astype(np.float32), z["g_feats"].astype(np.float32)).numpy()
+    if dist is None:  # very old files: features only
+        assert query.feats is not None and gallery.feats is not None
+        dist = pairwise_distance(query.feats.astype(np.float32),
+                                 gallery.feats.astype(np.float32)).numpy()
     return SettingData(setting, str(z.get("protocol", "sysu")), query, gallery, trials, sampled,
                        dist.astype(np.float32, copy=False), bool(z.get("reranked", False)),
                        widths, q_mod, g_mod)
