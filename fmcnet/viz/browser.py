@@ -162,7 +162,13 @@ class RankingBrowser:
                        (self.query_list, "fmcnet-query-list"), (self.scatter, "fmcnet-scatter"),
                        (self._pick, "fmcnet-scatter-pick"), (self.goto, "fmcnet-goto"),
                        (self.ap_range, "fmcnet-ap-range"), (self.status, "fmcnet-status"),
-                       (self.export_button, "fmcnet-export")):
+                       (self.export_button, "fmcnet-export"), (self.direction, "fmcnet-setting"),
+                       (self.trial, "fmcnet-trial"), (self.run_a, "fmcnet-run-a"),
+                       (self.feature_a, "fmcnet-feature-a"), (self.run_b, "fmcnet-run-b"),
+                       (self.feature_b, "fmcnet-feature-b"), (self.camera, "fmcnet-camera"),
+                       (self.identity, "fmcnet-identity"), (self.failures, "fmcnet-failures"),
+                       (self.sort, "fmcnet-sort"), (self.reverse, "fmcnet-reverse"),
+                       (self.show_removed, "fmcnet-show-removed")):
             w.add_class(cls)
         self._side = W.VBox([self.query_list, self.scatter, self._pick])
         self.widget = W.VBox([
@@ -615,9 +621,9 @@ class RankingBrowser:
             f"<div class='fmcnet-header'>{html.escape(self.header_text)}</div>"
             f"<div style='display:flex;align-items:flex-start'>{query}<div>{row_a}{row_b}</div></div>"
             f"{strip}</div>")
-        if not self._syncing:
-            with self._quiet():
-                self.query_list.index = self.query_slider.value
+        with self._quiet():  # the list and the number box follow the query on screen
+            self.query_list.index = self.query_slider.value
+            self.goto.value = q
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str | os.PathLike | None = None) -> Path:
