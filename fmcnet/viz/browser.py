@@ -207,7 +207,12 @@ class RankingBrowser:
         first two are compared, run A on top."""
         if not runs:
             raise FMCNetError("from_runs needs at least one run folder")
-        loaded = {label: load_run(path) for label, path in runs.items()}
+        loaded, by_path = {}, {}  # the same folder twice (two features of a run): read once
+        for label, path in runs.items():
+            key = Path(path).resolve()
+            if key not in by_path:
+                by_path[key] = load_run(path)
+            loaded[label] = by_path[key]
         kwargs.setdefault("export_dir", Path(next(iter(runs.values()))) / "figures")
         return cls(loaded, **kwargs)
 
@@ -489,8 +494,11 @@ class RankingBrowser:
 
         def dots(sel: np.ndarray, cls: str) -> str:
             qs = np.flatnonzero(sel)
-            return "".join(f'<circle class="{cls}" data-q="{q}" cx="{cx:.1f}" cy="{cy:.1f}" r="3"/>'
-                           for q, cx, cy in zip(qs.tolist(), x[qs].tolist(), y[qs].tolist()))
+            out = np.char.add(f'<circle class="{cls}" data-q="', qs.astype(str))
+            for text, col in (('" cx="', np.char.mod("%.1f", x[qs])),
+                              ('" cy="', np.char.mod("%.1f", y[qs]))):
+                out = np.char.add(np.char.add(out, text), col)
+            return "".join(np.char.add(out, '" r="3"/>').tolist())
 
         pick = ("const q=event.target.getAttribute('data-q');if(q===null)return;"
                 "const i=this.closest('.fmcnet-ranking-browser').querySelector("
