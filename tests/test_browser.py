@@ -336,8 +336,9 @@ def test_export_csv_and_view(tmp_path):
     assert page.count("fmcnet-gallery-image") == 20 and "id " in page and "true match" in page
     assert written["png"].read_bytes()[:4] == b"\x89PNG"
     assert written["html"].name == f"view_infrared_to_visible_trial0_q{b.current_query}.html"
+    b.export_dir = tmp_path / "button"
     b.export_button.click()
-    assert "written:" in b.status_text
+    assert "written:" in b.status_text and (tmp_path / "button").is_dir()
 
 
 def test_thumbnails_are_encoded_once(browser, monkeypatch):
