@@ -233,7 +233,8 @@ def test_runs_on_other_galleries_are_not_compared(toy):
     assert "run B is not shown" in both.summary_html.value
 
 
-def _save_run(folder, t, noise_seed: int, *, trials: int = 3, parts: bool = False) -> np.ndarray:
+def _save_run(folder, t, noise_seed: int, *, trials: int = 3, parts: bool = False,
+              reranked: bool = False) -> np.ndarray:
     """A run folder as `evaluate_dataset` writes it: the toy's queries against a pool of
     two gallery images per (identity, camera), `trials` trials of one each."""
     rng = np.random.default_rng(noise_seed)
@@ -262,13 +263,17 @@ def _save_run(folder, t, noise_seed: int, *, trials: int = 3, parts: bool = Fals
 
     qf, gf = torch.as_tensor(qf, dtype=torch.float32), torch.as_tensor(gf, dtype=torch.float32)
     d0 = pairwise_distance(qf, gf[trial_rows[0]])
+    if reranked:
+        from fmcnet.evaluation.rerank import re_ranking
+
+        d0 = re_ranking(qf, gf[trial_rows[0]])
     packed = None
     if parts:  # "shared" and "fused" parts (a fused width twice the shared)
         widths = {"shared": qf.shape[1], "fused": 2 * qf.shape[1]}
         packed = (widths, torch.cat([qf, qf, -qf], 1), torch.cat([gf, gf, gf.flip(1)], 1))
     (folder / "eval").mkdir(parents=True)
     _save_browsable(folder / "eval" / "all_single.npz", split, qf, gf, d0, trials,
-                    reranked=False, parts=packed)
+                    reranked=reranked, parts=packed)
     return np.stack(trial_rows)
 
 
@@ -307,6 +312,23 @@ def test_saved_trials_and_features_are_browsable(tmp_path, toy):
     rk = ranking(d, t["q_pids"], t["g_pids"], t["q_cams"], t["g_cams"], protocol="sysu")
     assert [x["gallery_index"] for x in b.current_tiles()] == rk.kept(b.current_query)[0][:10].tolist()
     assert "a · shared" in b.summary_html.value
+
+
+def test_a_reranked_run_is_re_ranked_in_every_trial(tmp_path, toy):
+    from fmcnet.evaluation.rerank import re_ranking
+
+    rows = _save_run(tmp_path / "r", toy[0], 1, reranked=True)
+    s = load_run(tmp_path / "r")["all/single"]
+    assert s.reranked
+    with np.load(tmp_path / "r" / "eval" / "all_single.npz") as z:
+        qf, gf, d0 = z["q_feats"], z["pool_feats"], z["distmat"]
+    assert np.array_equal(s.distances("retrieval", 0), d0)  # the scored matrix itself
+    pos = np.searchsorted(np.unique(rows), rows[1])
+    want = re_ranking(qf, gf[pos]).numpy()
+    assert np.allclose(s.distances("retrieval", 1), want)
+    assert not np.allclose(want, pairwise_distance(qf, gf[pos]).numpy(), atol=1e-3)
+    b = RankingBrowser.from_run(tmp_path / "r")
+    assert "re-ranked distances" in b.summary_html.value
 
 
 def test_inp_and_ap_per_query_average_to_the_metric(toy):

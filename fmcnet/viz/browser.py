@@ -125,7 +125,8 @@ class RankingBrowser:
         first = runs[labels[0]]
 
         narrow = W.Layout(width="auto")
-        self.direction = W.ToggleButtons(options=list(first), description="setting")
+        auto = {"button_width": "auto"}  # whole labels on the toggle buttons
+        self.direction = W.ToggleButtons(options=list(first), description="setting", style=auto)
         self.trial = W.Dropdown(description="gallery trial", layout=W.Layout(width="190px"))
         self.run_a = W.Dropdown(options=labels, value=labels[0], description="run A",
                                 layout=W.Layout(width="300px"))
@@ -134,13 +135,13 @@ class RankingBrowser:
         self.run_b = W.Dropdown(options=[("none", NO_RUN), *[(x, x) for x in labels]],
                                 value=b_value, description="run B", layout=W.Layout(width="300px"))
         self.feature_b = W.Dropdown(description="feature", layout=W.Layout(width="210px"))
-        self.camera = W.ToggleButtons(description="query cam")
+        self.camera = W.ToggleButtons(description="query cam", style=auto)
         self.identity = W.Dropdown(description="identity", layout=W.Layout(width="200px"))
         self.failures = W.Dropdown(description="queries", layout=W.Layout(width="330px"))
         self.ap_range = W.FloatRangeSlider(value=(0.0, 100.0), min=0.0, max=100.0, step=1.0,
                                            description="AP of A (%)", continuous_update=False,
                                            readout_format=".0f", layout=W.Layout(width="360px"))
-        self.sort = W.ToggleButtons(description="order")
+        self.sort = W.ToggleButtons(description="order", style=auto)
         self.reverse = W.Checkbox(value=False, description="reverse", indent=False, layout=narrow)
         self.goto = W.IntText(value=0, description="go to query", continuous_update=False,
                               layout=W.Layout(width="170px"))
@@ -151,7 +152,7 @@ class RankingBrowser:
                                        description="show the images the protocol removed")
         self.summary_html = W.HTML()
         self.panel = W.HTML()
-        self.query_list = W.Select(rows=14, layout=W.Layout(width="560px", height="260px"))
+        self.query_list = W.Select(rows=10, layout=W.Layout(width="640px"))
         self.scatter = W.HTML()
         self._pick = W.Text(value="", continuous_update=True, layout=W.Layout(display="none"))
         self.export_button = W.Button(description="export view", icon="download",
@@ -170,17 +171,20 @@ class RankingBrowser:
                        (self.sort, "fmcnet-sort"), (self.reverse, "fmcnet-reverse"),
                        (self.show_removed, "fmcnet-show-removed")):
             w.add_class(cls)
-        self._side = W.VBox([self.query_list, self.scatter, self._pick])
-        self.widget = W.VBox([
+        self._side = W.VBox([self.scatter, self._pick])  # the scatter: comparing only
+        controls = W.VBox([
             W.HBox([self.direction, self.trial]),
             W.HBox([self.run_a, self.feature_a, self.run_b, self.feature_b]),
             W.HBox([self.camera, self.identity]),
             W.HBox([self.failures, self.ap_range]),
             W.HBox([self.sort, self.reverse]),
             W.HBox([self.query_slider, self.goto, self.k_slider, self.show_removed]),
-            self.summary_html,
-            W.HBox([self.panel, self._side]),
-            W.HBox([self.export_button, self.status]),
+        ])
+        style = W.HTML("<style>.fmcnet-query-list select{font-family:monospace;font-size:12px}"
+                       "</style>")
+        self.widget = W.VBox([
+            style, W.HBox([controls, self._side]), self.summary_html, self.panel,
+            W.HBox([self.query_list, W.VBox([self.export_button, self.status])]),
         ])
         self.widget.add_class("fmcnet-ranking-browser")
         self.widget.add_class(self.uid)
@@ -549,7 +553,7 @@ class RankingBrowser:
         verdict = ("no true match in this gallery (left out of the metrics)" if first == 0 else
                    f"AP <b>{_pct(r.ap[q])}</b> · first true match at rank "
                    f"<b style='color:{MATCH_COLOR if first == 1 else MISS_COLOR}'>{first}</b>")
-        label = (f"<div class='fmcnet-row-label' style='width:150px;font-size:12px'><b>{side}</b> "
+        label = (f"<div class='fmcnet-row-label' style='width:170px;font-size:12px'><b>{side}</b> "
                  f"{html.escape(self._label(side))}<br>{verdict}</div>")
         return (f"<div class='fmcnet-row' data-run='{side}' style='display:flex;flex-wrap:wrap;"
                 f"align-items:flex-start'>{label}{''.join(tiles)}</div>", state)

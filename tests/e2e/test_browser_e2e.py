@@ -569,6 +569,7 @@ def test_ranking_browser_in_jupyterlab(lab, reference_runs):
                 page.locator(".fmcnet-goto input").fill(str(first))
                 page.locator(".fmcnet-goto input").press("Enter")
                 _check(page, state, query=first)
+                page.set_viewport_size({"width": 1800, "height": 2000})  # the whole widget
                 page.locator(".fmcnet-ranking-browser").scroll_into_view_if_needed()
                 Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
                 page.locator(".fmcnet-ranking-browser").screenshot(path=SCREENSHOT)
