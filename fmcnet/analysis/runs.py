@@ -434,7 +434,8 @@ def comparison_browser(profile: str = "quick", *, run_a: str | os.PathLike = "",
 
 def ranking_browser(profile: str = "quick", *, run_dir: str | os.PathLike = "",
                     dataset: str = "synthetic", k: int = 10) -> tuple[RankingBrowser, Path]:
-    """Notebook 08: (browser, folder for its static export) over the reference run.
+    """(one-run browser, folder for its static export) over the reference run (notebook 08
+    compares two runs: `comparison_browser`).
 
     `run_dir` empty: the reference run when it has been evaluated; when there is none
     yet, a toy example (flat drawn figures, not a model), and it says so.
