@@ -606,6 +606,17 @@ class RankingBrowser:
                 f"id {int(t.pids[q])} · {s.q_modality} cam{int(t.cams[q])}"
                 + (f" · {path}" if path else ""))
 
+    def _header_html(self, q: int) -> str:
+        """The header with the query's path shortened to its last three parts (the whole
+        path on hover, and written out in the exported HTML)."""
+        path = self.setting.query.paths[int(self.a.q_rows[q])] if self.a is not None else ""
+        text = self.header_text
+        if not path:
+            return html.escape(text)
+        short = "…/" + "/".join(Path(path).parts[-3:])
+        return (html.escape(text[: len(text) - len(path)])
+                + f"<span title='{html.escape(path)}'>{html.escape(short)}</span>")
+
     def _render(self) -> None:
         q = self.current_query
         if q is None:
@@ -630,7 +641,7 @@ class RankingBrowser:
                   "{r:6px;fill:#ff7f0e;fill-opacity:1;stroke:#000}</style>")
         self.panel.value = (
             f"<div class='fmcnet-panel' data-query='{q}'>{marker}"
-            f"<div class='fmcnet-header'>{html.escape(self.header_text)}</div>"
+            f"<div class='fmcnet-header'>{self._header_html(q)}</div>"
             f"<div style='display:flex;align-items:flex-start'>{query}<div>{row_a}{row_b}</div></div>"
             f"{strip}</div>")
         with self._quiet():  # the list and the number box follow the query on screen
