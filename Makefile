@@ -64,6 +64,7 @@ bench: venv
 	$(PY) bench/train_throughput.py --quick
 	$(PY) bench/eval_speed.py --quick
 	$(PY) bench/data_pipeline.py --quick
+	$(PY) bench/browser_speed.py --quick
 
 clean:
 	rm -rf .cache runs .pytest_cache

@@ -116,3 +116,39 @@ def test_ranking_browser_is_the_run_or_an_announced_toy(trained, monkeypatch, tm
     assert "TOY" not in capsys.readouterr().out
     assert set(browser.settings) == {"all/single", "all/multi", "indoor/single", "indoor/multi"}
     assert out == trained.run_dir / "figures"
+
+
+def test_comparison_runs_study_pair_given_pair_or_smoke_fallback(trained, monkeypatch, tmp_path,
+                                                                 capsys):
+    import shutil
+
+    import fmcnet.analysis.runs as runs_mod
+    import fmcnet.sweep as sweep_mod
+
+    with pytest.raises(FMCNetError, match="give both run_a and run_b"):
+        analysis.comparison_runs("smoke", run_a=trained.run_dir)
+    same = analysis.comparison_runs("smoke", run_a=trained.run_dir, run_b=trained.run_dir)
+    assert list(same.values()) == [trained.run_dir] * 2 and len(same) == 2  # two features
+    # the reference study's Base and full model, once both are evaluated
+    study = tmp_path / "study"
+    monkeypatch.setattr(sweep_mod, "default_out", lambda spec, profile: study)
+    for row in ("t2_base", "t2_full_detached"):
+        shutil.copytree(trained.run_dir / "eval", study / row / "seed_0" / "eval")
+    runs = analysis.comparison_runs("smoke")
+    assert list(runs) == ["Base (t2_base, seed 0)", "full (t2_full_detached, seed 0)"]
+    assert list(runs.values()) == [study / "t2_base" / "seed_0",
+                                   study / "t2_full_detached" / "seed_0"]
+    browser, out = analysis.comparison_browser("smoke")
+    assert browser.comparing and list(browser.runs) == list(runs)
+    # none: the smoke demo run and a Base run with Table 2's Base switches, trained here
+    shutil.rmtree(study / "t2_base")
+    monkeypatch.setenv("FMCNET_RUNS", str(tmp_path / "runs"))
+    asked = []
+    monkeypatch.setattr(runs_mod, "reference_run", lambda profile: trained)
+    monkeypatch.setattr(runs_mod, "open_run", lambda folder, cfg: asked.append((folder, cfg)))
+    runs = analysis.comparison_runs("quick")
+    assert "comparing smoke-size runs instead" in capsys.readouterr().out
+    assert list(runs.values()) == [tmp_path / "runs" / "demo-smoke-base", trained.run_dir]
+    (folder, cfg), = asked
+    assert folder == tmp_path / "runs" / "demo-smoke-base"
+    assert (cfg.sfd, cfg.fmc, cfg.fusion, cfg.height) == (False, False, "none", 32)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("train_throughput", "eval_speed", "data_pipeline", "demo_step")
+SCRIPTS = ("train_throughput", "eval_speed", "data_pipeline", "demo_step", "browser_speed")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

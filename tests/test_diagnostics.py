@@ -85,3 +85,29 @@ def test_base_model_reports_only_the_shared_feature(synthetic_dataset):
     assert set(out["features"]) == {"shared"}
     assert out["features"]["shared"]["R1"] == pytest.approx(
         out["settings"]["all/single"]["R1"], abs=1e-3)
+
+
+def test_saved_features_browse_as_the_diagnostics_scored_them(model, synthetic_dataset, tmp_path):
+    """The browser's rankings of every saved trial and feature view give back the numbers
+    of results.json: the evaluation saved what it scored (`_save_browsable`)."""
+    from fmcnet.viz.rankings import load_run
+
+    cfg = make_config("smoke", trials=2, progress=False)
+    out = evaluate_dataset(model, synthetic_dataset, cfg, save_dir=tmp_path / "eval",
+                           progress=False)
+    settings = load_run(tmp_path)
+    main = settings["all/single"]
+    assert main.features == ["retrieval", "shared", "specific", "specific_real", "generated"]
+    assert settings["all/multi"].features == ["retrieval"]  # parts: the main setting only
+    for name, s in settings.items():
+        assert s.n_trials == 2
+        summaries = [s.ranked("retrieval", t).summary(np.arange(len(s.query.pids)))
+                     for t in range(2)]
+        for key in ("R1", "mAP", "mINP"):
+            want = [p[key] for p in out["settings"][name]["per_trial"]]
+            assert [100 * x[key] for x in summaries] == pytest.approx(want, abs=1e-4), (name, key)
+    for view, want in out["features"].items():
+        got = [main.ranked("retrieval" if view == "fused" else view, t).summary(
+            np.arange(len(main.query.pids))) for t in range(2)]
+        assert 100 * np.mean([g["R1"] for g in got]) == pytest.approx(want["R1"], abs=1e-3), view
+        assert 100 * np.mean([g["mAP"] for g in got]) == pytest.approx(want["mAP"], abs=1e-3), view

@@ -153,7 +153,10 @@ def test_save_dir_tta_rerank_and_errors(tiny, cfg, tmp_path):
     with np.load(tmp_path / "all_single.npz") as z:
         assert set(z.files) == {"q_feats", "g_feats", "q_pids", "g_pids", "q_cams", "g_cams",
                                 "q_paths", "g_paths", "q_modality", "g_modality", "protocol",
-                                "setting", "distmat"}
+                                "setting", "distmat", "sampled", "reranked", "pool_pids",
+                                "pool_cams", "pool_paths", "pool_feats", "trial_rows",
+                                "trial_offsets"}  # no parts: not an FMCNet
+        assert bool(z["reranked"]) and str(z["sampled"]) == "gallery"
         assert (str(z["q_modality"]), str(z["g_modality"])) == ("infrared", "visible")
         rows = split.trials[0]
         # The saved matrix is the re-ranked one that was scored, and it gives trial 0's numbers.
@@ -172,6 +175,32 @@ def test_save_dir_tta_rerank_and_errors(tiny, cfg, tmp_path):
     assert (tmp_path / "indoor_single.npz").exists()
     with pytest.raises(FMCNetError, match="no evaluation setting"):
         evaluate_dataset(model, tiny, cfg, settings=["outdoor/single"], progress=False)
+
+
+def test_saved_trials_rebuild_every_trial(tiny, cfg, tmp_path):
+    # The browser's inputs: each trial's gallery from the saved pool, features included.
+    model = CountingModel()
+    out = evaluate_dataset(model, tiny, cfg, settings=["all/single"], trials=3,
+                           save_dir=tmp_path, progress=False)
+    split = tiny.splits["all/single"]
+    with np.load(tmp_path / "all_single.npz") as z:
+        assert not bool(z["reranked"]) and str(z["sampled"]) == "gallery"
+        assert z["trial_offsets"].tolist() == [0, *np.cumsum([len(r) for r in split.trials[:3]])]
+        pool_index = {p: i for i, p in enumerate(z["pool_paths"].tolist())}
+        assert len(pool_index) == len(z["pool_paths"])  # each image once
+        for t in range(3):
+            rows = z["trial_rows"][z["trial_offsets"][t]:z["trial_offsets"][t + 1]]
+            want = split.trials[t]
+            assert z["pool_paths"][rows].tolist() == [split.gallery.paths[i] for i in want]
+            assert z["pool_pids"][rows].tolist() == split.gallery.pids[want].tolist()
+            assert z["pool_cams"][rows].tolist() == split.gallery.cams[want].tolist()
+            d = pairwise_distance(z["q_feats"], z["pool_feats"][rows])
+            m = rank_metrics(d, z["q_pids"], z["pool_pids"][rows], z["q_cams"],
+                             z["pool_cams"][rows], protocol="sysu")
+            for key, value in (("mAP", m["mAP"]), ("R1", m["cmc"][0]), ("mINP", m["mINP"])):
+                assert out["settings"]["all/single"]["per_trial"][t][key] == pytest.approx(
+                    100 * value, abs=1e-4)
+        assert z["pool_feats"].dtype == z["q_feats"].dtype == np.float32  # as scored
 
 
 def test_extract_features_tta_batches_and_parts(tiny):

@@ -6,7 +6,8 @@ tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
 * `runs` (every notebook): `repo_path`, `run_folder`, `notebook_config`,
   `train_or_resume`, `LiveCurves`, `describe_run`, `loss_history`; the one reference run
   of notebooks 02-05, 07, 08 (`reference_run`, `training_run`, `run_results`,
-  `ranking_browser`; `runs/demo`, what `make demo` writes);
+  `ranking_browser`; `runs/demo`, what `make demo` writes); notebook 08's pair of runs
+  (`comparison_runs`, `comparison_browser`: Base and the full model of the reference study);
 * `data` (00): `dataset_report`, `samples_by_camera`, `pixel_intensities`,
   `images_per_camera`, `modality_pairs`, `torso_levels`, `plot_torso_levels`;
 * `features` (01, 02, 07): `FeatureSet` / `decomposed_features`, `pca_2d`;
@@ -75,6 +76,8 @@ from fmcnet.analysis.runs import (
     REFERENCE_RUN,
     LiveCurves,
     clear_run,
+    comparison_browser,
+    comparison_runs,
     demo_config,
     describe_run,
     loss_history,
@@ -96,7 +99,8 @@ from fmcnet.analysis.runs import (
 __all__ = [
     "ABLATION_STUDY", "COUPLING_TABLE", "DIRECTIONS", "MD_SETTINGS", "REFERENCE_RUN", "Written",
     "Batch", "FeatureSet", "LiveCurves", "MDComparison",
-    "clear_run", "compensation_stats", "demo_config", "open_run", "ranking_browser",
+    "clear_run", "comparison_browser", "comparison_runs", "compensation_stats", "demo_config",
+    "open_run", "ranking_browser",
     "reference_run", "reference_run_dir", "run_results", "training_run", "dataset_report",
     "decomposed_features", "describe_run",
     "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",

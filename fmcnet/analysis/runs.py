@@ -355,9 +355,67 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
                         trials=trials or None)
 
 
+REFERENCE_STUDY = "configs/sweeps/synthetic_study.yaml"  # results/synthetic_ablations.md
+# the study's rows notebook 08 compares: Base (Table 2) and the full model as `quick` trains it
+STUDY_PAIR = (("Base", "t2_base"), ("full", "t2_full_detached"))
+BASE_CONFIG = "configs/ablations/t2_base.yaml"
+
+
+def comparison_runs(profile: str = "quick", *, run_a: str | os.PathLike = "",
+                    run_b: str | os.PathLike = "", seed: int = 0) -> dict[str, Path]:
+    """Notebook 08's two runs, {label: folder}, run A (Base) first.
+
+    * `run_a` and `run_b` given: those folders (the same folder twice compares two of its
+      features, e.g. F_sh against F_fp);
+    * else the reference study's Base and full model (`STUDY_PAIR`, training seed `seed`)
+      when both were evaluated (`python -m fmcnet sweep configs/sweeps/synthetic_study.yaml`,
+      `runs/synthetic-study`, `-<profile>` for another profile than the study's);
+    * else, at smoke size (seconds on a CPU): the demo run `runs/demo-smoke` and a Base run
+      `runs/demo-smoke-base` (the demo's configuration with Table 2's Base switches), each
+      trained here when it is missing. Barely trained models: the mechanics, not a finding.
+    """
+    if run_a or run_b:
+        if not (run_a and run_b):
+            raise FMCNetError("give both run_a and run_b (the same folder twice compares two "
+                              "of its features), or neither for the reference study's pair")
+        a, b = repo_path(run_a), repo_path(run_b)
+        label_a = a.name if a != b else f"{a.name} (A)"
+        return {label_a: a, (b.name if a != b else f"{b.name} (B)"): b}
+    from fmcnet.sweep import default_out, load_spec, row_run_folder
+
+    spec = load_spec(REFERENCE_STUDY)
+    out = default_out(spec, profile)
+    study = {f"{label} ({row}, seed {seed})": row_run_folder(out, row, seed)
+             for label, row in STUDY_PAIR}
+    if all(any((f / "eval").glob("*.npz")) for f in study.values()):
+        return study
+    print(f"no evaluated reference study at {out} (rows {STUDY_PAIR[0][1]}, {STUDY_PAIR[1][1]}, "
+          f"seed {seed}): comparing smoke-size runs instead, the demo's full model and a Base run "
+          "trained here in seconds -- barely trained, for the mechanics only")
+    demo = reference_run("smoke").run_dir
+    base = runs_root() / f"{reference_run_dir('smoke').name}-base"
+    if not any((base / "eval").glob("*.npz")):
+        open_run(base, notebook_config("smoke", config_files=[BASE_CONFIG]))
+    return {"Base (smoke)": base, "full (demo, smoke)": demo}
+
+
+def comparison_browser(profile: str = "quick", *, run_a: str | os.PathLike = "",
+                       run_b: str | os.PathLike = "", seed: int = 0, k: int = 10
+                       ) -> tuple[RankingBrowser, Path]:
+    """Notebook 08: (browser comparing `comparison_runs(...)`, folder for its exports)."""
+    from fmcnet.viz.browser import RankingBrowser
+
+    runs = comparison_runs(profile, run_a=run_a, run_b=run_b, seed=seed)
+    out = runs_root() / "browser-export"
+    for side, (label, folder) in zip("AB", runs.items()):
+        print(f"run {side}: {label} ({folder})")
+    return RankingBrowser.from_runs(runs, k=k, export_dir=out), out
+
+
 def ranking_browser(profile: str = "quick", *, run_dir: str | os.PathLike = "",
                     dataset: str = "synthetic", k: int = 10) -> tuple[RankingBrowser, Path]:
-    """Notebook 08: (browser, folder for its static export) over the reference run.
+    """(one-run browser, folder for its static export) over the reference run (notebook 08
+    compares two runs: `comparison_browser`).
 
     `run_dir` empty: the reference run when it has been evaluated; when there is none
     yet, a toy example (flat drawn figures, not a model), and it says so.

@@ -101,10 +101,17 @@ def feature_views(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], model:
     return views
 
 
+def view_distance(qf: torch.Tensor, gf: torch.Tensor,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """Distances of one view, [Q, G]: its features L2-normalised, then `pairwise_distance`
+    (what the diagnostics score and the ranking browser ranks)."""
+    return pairwise_distance(F.normalize(qf.float(), dim=1).to(device),
+                             F.normalize(gf.float(), dim=1).to(device))
+
+
 def _retrieval(qf: torch.Tensor, gf: torch.Tensor, split: EvalSplit, trials: int,
                device: torch.device) -> dict[str, float]:
-    d = pairwise_distance(F.normalize(qf.float(), dim=1).to(device),
-                          F.normalize(gf.float(), dim=1).to(device))
+    d = view_distance(qf, gf, device)
     r1, m_ap = [], []
     for t in range(trials):
         q_rows, g_rows = split.trial_rows(t)  # one side sampled, the other whole

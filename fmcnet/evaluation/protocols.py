@@ -100,31 +100,67 @@ def _take(x: torch.Tensor, rows: np.ndarray | None) -> torch.Tensor:
     return x if rows is None else x[torch.as_tensor(rows, device=x.device)]
 
 
-def _save_trial0(
-    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor,
-    q_rows: np.ndarray | None, g_rows: np.ndarray | None, distmat: torch.Tensor,
+def _save_browsable(
+    path: Path, split: EvalSplit, qf: torch.Tensor, gf: torch.Tensor, distmat0: torch.Tensor,
+    n_trials: int, *, reranked: bool, parts: tuple[dict[str, int], torch.Tensor, torch.Tensor] | None,
 ) -> None:
-    # The scored distance matrix goes in too, so the browser ranks exactly what the metric
-    # counted (re-ranked distances, no float16 rounding of the features).
+    """One setting's `eval/<setting>.npz`, what the ranking browser reads (fmcnet.viz.rankings).
+
+    Trial 0: `q_*` / `g_*` (retrieval features, ids, cameras, paths) and the scored
+    distance matrix `distmat` (re-ranked when the evaluation was), so the browser ranks
+    trial 0 exactly as the metric did. Every trial: `sampled` ("gallery" | "query") names
+    the side the trials draw from; the other side is the trial-0 arrays whole. The union
+    of the sampled rows of the `trials` trials is `pool_*` (pids, cams, paths, retrieval
+    features) and trial t is `pool_*[trial_rows[trial_offsets[t]:trial_offsets[t + 1]]]`;
+    `reranked` says that the browser must re-rank trials > 0. With `parts` (the main
+    setting of an FMCNet, whose per-feature retrieval results.json reports): every part
+    of `model.extract`, packed (`diagnostics.pack_parts`), for the fixed side
+    (`parts_fixed`) and the pool (`parts_pool`), named `part_names` with widths
+    `part_widths`, so each feature view can be browsed too. Features are float32, as
+    scored (float16 reorders close distances, visibly so for a barely trained model): a
+    trial or view ranks as the metric did up to the rounding of one matrix product. Size:
+    SYSU-MM01 all-search at the paper's widths (4,096-d retrieval feature) is about 110 MB
+    per single-shot setting and 280 MB more for the parts.
+    """
     q, g = split.query, split.gallery
+    q_rows, g_rows = split.trial_rows(0)
     (q_pids, q_cams), (g_pids, g_cams) = _select(q, q_rows), _select(g, g_rows)
+    sampled_set, sampled_feats = (q, qf) if split.sampled == "query" else (g, gf)
+    rows = [np.asarray(split.trials[t], dtype=np.int64) for t in range(n_trials)]
+    pool, inverse = np.unique(np.concatenate(rows), return_inverse=True)
 
     def paths(images: ImageSet, rows: np.ndarray | None) -> np.ndarray:
         return np.asarray(images.paths if rows is None else [images.paths[i] for i in rows],
                           dtype=str)
 
+    extra: dict[str, np.ndarray] = {}
+    if parts is not None:
+        widths, q_packed, g_packed = parts
+        fixed, pooled = (g_packed, q_packed) if split.sampled == "query" else (q_packed, g_packed)
+        extra = dict(part_names=np.asarray(list(widths), dtype=str),
+                     part_widths=np.asarray(list(widths.values()), dtype=np.int64),
+                     parts_fixed=fixed.float().cpu().numpy(),
+                     parts_pool=_take(pooled, pool).float().cpu().numpy())
     buf = io.BytesIO()
     np.savez(
         buf,
-        q_feats=_take(qf, q_rows).numpy().astype(np.float16),
-        g_feats=_take(gf, g_rows).numpy().astype(np.float16),
+        q_feats=_take(qf, q_rows).float().cpu().numpy(),
+        g_feats=_take(gf, g_rows).float().cpu().numpy(),
         q_pids=q_pids.astype(np.int64), g_pids=g_pids.astype(np.int64),
         q_cams=q_cams.astype(np.int64), g_cams=g_cams.astype(np.int64),
         q_paths=paths(q, q_rows), g_paths=paths(g, g_rows),
         # stored: LLCM "visible_to_infrared" under DEEN's rules has infrared queries
         q_modality=np.asarray(q.modality), g_modality=np.asarray(g.modality),
         protocol=np.asarray(split.protocol), setting=np.asarray(split.name),
-        distmat=distmat.float().cpu().numpy(),
+        distmat=distmat0.float().cpu().numpy(),
+        sampled=np.asarray(split.sampled), reranked=np.asarray(bool(reranked)),
+        pool_pids=sampled_set.pids[pool].astype(np.int64),
+        pool_cams=sampled_set.cams[pool].astype(np.int64),
+        pool_paths=paths(sampled_set, pool),
+        pool_feats=_take(sampled_feats, pool).float().cpu().numpy(),
+        trial_rows=inverse.astype(np.int64),
+        trial_offsets=np.cumsum([0] + [len(r) for r in rows]).astype(np.int64),
+        **extra,
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -160,8 +196,10 @@ def evaluate_dataset(
     "sampler", "samplers": {name: sampler}, "precision": "fp32" | "bf16"}``. `trials`,
     `tta`, `rerank` default to the config; features are fp32 unless ``cfg.eval_amp``
     (bf16 autocast, CUDA only). `device` defaults to the model's; a given device moves
-    the model there. With `save_dir`, trial 0 of each setting is written to
-    ``save_dir/<setting with '/' -> '_'>.npz`` for the ranking browser. With
+    the model there. With `save_dir`, each setting is written to
+    ``save_dir/<setting with '/' -> '_'>.npz`` for the ranking browser: trial 0's scored
+    distances, the features of every trial's images and, for the main setting of an
+    FMCNet, every feature part (`_save_browsable`). With
     `diagnostics` and an FMCNet, the result also holds "features": the retrieval of each
     feature on its own in the main setting (`features_setting`), from the same
     extraction (`fmcnet.evaluation.diagnostics`).
@@ -215,10 +253,12 @@ def evaluate_dataset(
         split = dataset.splits[name]
         qf, gf = store.features(split.query, load), store.features(split.gallery, load)
         key = (id(qf), id(gf))  # the store returns one tensor per distinct image set
+        saved_parts = None  # the packed parts the browser gets, main setting only
         if parts:
             if name == diag.main_setting(dataset):
                 features = diag.feature_retrieval(qf, gf, split, model, trials=trials,
                                                   device=device)
+                saved_parts = (diag.part_widths(model), qf, gf)
             qf, gf = diag.retrieval_part(qf, model), diag.retrieval_part(gf, model)
         n = min(trials, len(split.trials))
         if n == 0:
@@ -238,7 +278,7 @@ def evaluate_dataset(
             per_trial.append(_trial_metrics(d, split, q_rows, g_rows, max_rank))
             if t == 0 and save_dir is not None:
                 path = Path(save_dir) / f"{name.replace('/', '_')}.npz"
-                _save_trial0(path, split, qf, gf, q_rows, g_rows, d)
+                _save_browsable(path, split, qf, gf, d, n, reranked=rerank, parts=saved_parts)
         results[name] = _summary(per_trial)
     samplers = {name: dataset.splits[name].sampler for name in names}
     out = {

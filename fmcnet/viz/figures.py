@@ -97,6 +97,11 @@ class ImageSource:
     def __len__(self) -> int:
         return len(self._array) if self._array is not None else len(self._paths)
 
+    @property
+    def paths(self) -> list[str]:
+        """The file paths (empty for images given as an array)."""
+        return list(self._paths)
+
     def _resolve(self, p: str) -> Path:
         path = Path(p)
         if not path.is_absolute() and not path.exists() and self._root is not None:
