@@ -1,4 +1,4 @@
-"""Every loss of FMCNet, one function per equation (FMCNET_SPEC sections 1-3).
+"""Every loss of FMCNet, one function per equation (docs/method.md, sections 1-4).
 
 Center losses take identity centers [P, D] (Eq. 3, `class_centers`) whose rows are the
 same identities in the same order for both modalities; sums run over the P identities

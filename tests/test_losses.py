@@ -1,4 +1,4 @@
-"""Each loss against a plain-loop transcription of its equation (FMCNET_SPEC sections 1-3)."""
+"""Each loss against a plain-loop transcription of its equation (docs/method.md, sections 1-3)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ One source of truth for "which gallery items count": `ranking` sorts each query'
 gallery, applies the protocol's removal rule and marks the true matches; `rank_metrics`,
 the ranking browser and the ranking figures all use it.
 
-Protocols (docs: /work/shared/PROTOCOLS.md):
+Protocols (docs/protocols.md):
 
 * ``sysu``  -- a query from cam3 ignores every gallery image from cam2 (same room);
   the CMC is the owners' one: the kept list is reduced to its distinct identities in

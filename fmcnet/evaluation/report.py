@@ -6,7 +6,7 @@ from typing import Any
 
 RESULT_METRICS = ("R1", "R10", "R20", "mAP", "mINP")
 
-# FMCNet, CVPR 2022, Table 1 (R1, mAP in percent); FMCNET_SPEC.md section 5.
+# FMCNet, CVPR 2022, Table 1 (R1, mAP in percent); docs/method.md, "The paper's numbers".
 PAPER_TABLE1: dict[str, dict[str, tuple[float, float]]] = {
     "sysu": {
         "all/single": (66.34, 62.51),

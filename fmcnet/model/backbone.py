@@ -1,6 +1,6 @@
 """The ResNet split FMCNet is built from, and its ImageNet weights.
 
-FMCNET_SPEC section 1: E_V and E_I are the ResNet stem + layer1 + layer2 ("first three
+docs/method.md (SFD): E_V and E_I are the ResNet stem + layer1 + layer2 ("first three
 blocks", separate weights per modality); E^V_sp, E^I_sp and E_sh are layer3 + layer4 +
 global average pooling ("last two blocks", three independent copies). Every one of these
 parts starts from the same ImageNet weights. Module names inside `ResNetFront` and

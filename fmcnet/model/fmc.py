@@ -1,4 +1,4 @@
-"""FMC: feature-level modality compensation (FMCNET_SPEC section 2, paper Sec. 3.2).
+"""FMC: feature-level modality compensation (docs/method.md section 2, paper Sec. 3.2).
 
     F'_sp,I = G_{V->I}(F_sh,V)        F'_sp,V = G_{I->V}(F_sh,I)        (Eq. 11)
 

@@ -161,7 +161,7 @@ class FMCNet(nn.Module):
         return feats
 
     def embed(self, x: torch.Tensor, modality: str) -> torch.Tensor:
-        """The retrieval feature [B, feature_dim] (not normalised; FMCNET_SPEC section 3).
+        """The retrieval feature [B, feature_dim] (not normalised; docs/method.md section 3).
 
         F_fp of the image's own modality for the full model (a visible image goes through
         E_V, E^V_sp, E_sh and G_{V->I}), Cat(F_sh, V-specific, I-specific) for

@@ -1,4 +1,4 @@
-"""SFD: single-modality feature decomposition (FMCNET_SPEC section 1, paper Sec. 3.1).
+"""SFD: single-modality feature decomposition (docs/method.md section 1, paper Sec. 3.1).
 
     F_V    = E_V(X_V)          F_I    = E_I(X_I)
     F_sp,V = E^V_sp(F_V)       F_sp,I = E^I_sp(F_I)

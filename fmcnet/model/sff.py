@@ -1,4 +1,4 @@
-"""SFF: shared-specific feature fusion (FMCNET_SPEC section 3, paper Sec. 3.3).
+"""SFF: shared-specific feature fusion (docs/method.md section 3, paper Sec. 3.3).
 
     F_fu,V = w1 * F_sp,V  + w2 * F'_sp,I       F_fp,V = Cat(F_sh,V, F_fu,V)    (Eqs. 15-16)
     F_fu,I = w1 * F'_sp,V + w2 * F_sp,I        F_fp,I = Cat(F_sh,I, F_fu,I)
