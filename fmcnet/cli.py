@@ -38,11 +38,14 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from fmcnet.data.synthetic import synthesize
+    if args.renderer == "heldout":  # the second renderer, for held-out checks
+        from fmcnet.data.heldout import synthesize_heldout as synthesize
+    else:
+        from fmcnet.data.synthetic import synthesize
 
     root = synthesize(args.out, identities=args.identities, seed=args.seed,
                       images_per_camera=args.images_per_camera)
-    print(f"synthetic VI-ReID set (SYSU-MM01 layout) written to {root}")
+    print(f"synthetic VI-ReID set ({args.renderer} renderer, SYSU-MM01 layout) written to {root}")
     return 0
 
 
@@ -304,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identities", type=int, default=Config.synthetic_identities)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images-per-camera", type=int, default=Config.synthetic_images_per_camera)
+    p.add_argument("--renderer", choices=("builtin", "heldout"), default="builtin",
+                   help="builtin: fmcnet.data.synthetic; heldout: fmcnet.data.heldout, another "
+                        "renderer (160/20/40 train/val/test ids of 220)")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("dataset-info", help="summarise a dataset copy against the official counts")
