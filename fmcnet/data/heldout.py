@@ -7,7 +7,7 @@ family, its four plain backgrounds. This module draws pedestrians another way, s
 
 ```
 root/cam1..cam6/<pid %04d>/<%04d>.jpg   visible: cam1, cam2, cam4, cam5; infrared: cam3, cam6
-root/exp/{train,val,test}_id.txt        one line of comma-separated ids
+root/exp/{train,val,test}_id.txt        one line of comma-separated ids (160/20/40 of 220)
 root/heldout.json                       the parameters that produced it
 ```
 
@@ -47,8 +47,9 @@ only, drawn independently of the dyes.
 
 Rendering is vectorised numpy over a chunk of images of one camera (at most `_CHUNK`);
 each chunk's noise comes from a stream keyed by its index, so the bytes do not depend
-on anything but the arguments. About 8,000 images at 128x64 take well under a minute on
-one core.
+on anything but the arguments. The default set (220 identities, 7,480 images at 128x64)
+takes about 29 s of CPU time on one core, JPEG writing included (3.3x the built-in
+renderer's 220-identity set, timed in the same run on the busy 2-core development box).
 """
 
 from __future__ import annotations
