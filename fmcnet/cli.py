@@ -18,7 +18,7 @@ from fmcnet.config import PROFILES, Config, make_config, parse_overrides
 from fmcnet.utils import FMCNetError, atomic_write_json
 
 DATASETS = ("synthetic", "sysu", "regdb", "llcm")
-REGDB_TRIALS = tuple(range(1, 11))  # `--trial all`: the ten splits of PROTOCOLS.md
+REGDB_TRIALS = tuple(range(1, 11))  # `--trial all`: the ten splits (docs/protocols.md)
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Config:
@@ -39,26 +39,30 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from fmcnet.config import check_value
-    from fmcnet.data.synthetic import MARKER, synthesize
+    from fmcnet.data import heldout, synthetic
 
     check_value("synthetic_identities", args.identities, flag="--identities")
     check_value("synthetic_images_per_camera", args.images_per_camera,
                 flag="--images-per-camera")
+    # the second renderer draws the sets of the held-out check (fmcnet.data.heldout)
+    module = heldout if args.renderer == "heldout" else synthetic
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         # --overwrite replaces only a set synthesize wrote: the old folder is deleted.
-        if not (out / MARKER).is_file():
+        if not (out / module.MARKER).is_file():
             raise FMCNetError(
-                f"{out} already exists and holds no synthetic set (no {MARKER}); synthesize "
-                "replaces only a set it wrote, so nothing of yours is deleted: choose another "
-                "--out"
+                f"{out} already exists and holds no "
+                f"{'held-out' if module is heldout else 'synthetic'} set (no {module.MARKER}); "
+                "synthesize replaces only a set it wrote, so nothing of yours is deleted: "
+                "choose another --out"
             )
         if not args.overwrite:
             raise FMCNetError(f"{out} already holds a synthetic set; pass --overwrite to replace "
                               "it, or choose another --out")
-    root = synthesize(out, identities=args.identities, seed=args.seed,
-                      images_per_camera=args.images_per_camera, overwrite=args.overwrite)
-    print(f"synthetic VI-ReID set (SYSU-MM01 layout) written to {root}")
+    write = heldout.synthesize_heldout if args.renderer == "heldout" else synthetic.synthesize
+    root = write(out, identities=args.identities, seed=args.seed,
+                 images_per_camera=args.images_per_camera, overwrite=args.overwrite)
+    print(f"synthetic VI-ReID set ({args.renderer} renderer, SYSU-MM01 layout) written to {root}")
     return 0
 
 
@@ -91,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_all_trials(args: argparse.Namespace) -> int:
-    """RegDB: one model per trial, each tested on its own split (PROTOCOLS.md).
+    """RegDB: one model per trial, each tested on its own split (docs/protocols.md).
 
     `--resume` continues an interrupted sweep: finished trials (their results.json) are
     kept, an interrupted one resumes from its checkpoint, the rest start; the combined
@@ -378,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the synthetic set already in --out (only a set synthesize "
                         "wrote: a folder holding anything else is refused)")
+    p.add_argument("--renderer", choices=("builtin", "heldout"), default="builtin",
+                   help="builtin: fmcnet.data.synthetic; heldout: fmcnet.data.heldout, another "
+                        "renderer (160/20/40 train/val/test ids of 220)")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("dataset-info", help="summarise a dataset copy against the official counts")

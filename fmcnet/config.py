@@ -3,7 +3,7 @@
 The CLI (`key=value`), YAML files (`configs/*.yaml`) and papermill parameters all
 resolve to a `Config` through `make_config`. Three named profiles:
 
-* ``paper`` -- the paper's protocol (FMCNET_SPEC.md section 6): ResNet-50 from ImageNet
+* ``paper`` -- the paper's protocol (docs/method.md, "The loss that is trained"): ResNet-50 from ImageNet
   weights (a run stops before training when they are missing), 288x144, P=4 x K=8 per
   modality, SGD, 80 epochs, train on train+val, keep the last epoch; the centre losses on
   the raw GAP features, as the paper writes them.
@@ -62,7 +62,7 @@ class Config:
     validate: bool = False
     keep_best_val: bool = True
 
-    # ---- augmentation (batched tensor ops, FMCNET_SPEC section 6) ------------------
+    # ---- augmentation (batched tensor ops, docs/method.md) --------------------------
     pad: int = 10
     flip_prob: float = 0.5
     erase_prob: float = 0.5
@@ -102,7 +102,7 @@ class Config:
     # image's real specific feature, w2 the generated one; docs/method_readings.md).
     omega_weighs: str = "kind"
 
-    # ---- ablation switches (FMCNET_SPEC section 4) -------------------------------
+    # ---- ablation switches (docs/method.md, configs/ablations/) --------------------
     sfd: bool = True  # specific branches + MD loss; off = the paper's "Base"
     fmc: bool = True  # generators + discriminators
     fusion: str = "sff"  # sff | concat | none
@@ -147,7 +147,7 @@ class Config:
     fc_loss_space: str = "l2"
     fc_loss_scale: float = 1.0  # used with fc_loss_space=scaled
 
-    # ---- optimisation (FMCNET_SPEC section 6) --------------------------------------
+    # ---- optimisation (docs/method.md) ---------------------------------------------
     epochs: int = 80
     # Choice for the CPU profiles only: without ImageNet weights, SGD needs far more
     # steps than a 5-minute demo has; the paper (and `paper`) use SGD.

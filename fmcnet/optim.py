@@ -1,4 +1,4 @@
-"""The optimizers and their schedule (FMCNET_SPEC section 6).
+"""The optimizers and their schedule (docs/method.md).
 
 `build_optimizers` makes the network's optimizer and the discriminators' own;
 `lr_factor` is the learning-rate schedule (linear warm-up, then steps down at the

@@ -1,4 +1,4 @@
-"""One training step (FMCNET_SPEC section 6), written out.
+"""One training step (docs/method.md), written out.
 
 Forward both halves -> L = L_SFD + L_FMC + L_SFF (generator side) and the
 discriminators' loss on detached features -> one backward -> step the main optimizer

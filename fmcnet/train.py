@@ -1,4 +1,4 @@
-"""The training loop (FMCNET_SPEC section 6), written out.
+"""The training loop (docs/method.md), written out.
 
     for each epoch, for each batch of the sampler:
         set the step's learning rates and alignment weight   (Assembly.set_schedule)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# SYSU-MM01 (PROTOCOLS.md): training on train + val ids, the test split's query set.
+# SYSU-MM01 (docs/protocols.md): training on train + val ids, the test split's query set.
 SYSU_TRAIN_IDS, SYSU_TRAIN_VISIBLE, SYSU_TRAIN_INFRARED = 395, 22258, 11909
 SYSU_TEST_IDS, SYSU_QUERIES, SYSU_GALLERY_POOL, SYSU_PAIRS = 96, 3803, 6775, 301
 PAPER_EPOCHS = 80

@@ -22,20 +22,6 @@ FORBIDDEN = {
     "an absolute path": re.compile(r"/(?:work|home|root)" r"/|(?<![A-Za-z])[A-Z]:" r"\\"),
 }
 
-# Modules being rewritten on another branch (issue 27) that still cite the old notes; the
-# integrator empties this set and removes the xfail below once they are merged.
-PENDING = frozenset({
-    "README.md",
-    "fmcnet/cli.py",
-    "fmcnet/config.py",
-    "fmcnet/data/augment.py",
-    "fmcnet/data/llcm.py",
-    "fmcnet/data/regdb.py",
-    "fmcnet/data/sampler.py",
-    "fmcnet/data/sysu.py",
-    "fmcnet/gpu_check.py",
-    "fmcnet/train.py",
-})
 
 
 def _tracked_files() -> list[str]:
@@ -90,14 +76,6 @@ def test_the_scan_finds_each_kind_of_reference(tmp_path):
     assert [h.split(":")[0] for h in hits] == ["a.md", "b.py", "c.ipynb", "d.yaml", "e.txt"]
 
 
-def test_files_outside_the_refactor_are_self_contained():
-    names = [n for n in _tracked_files() if n not in PENDING]
-    hits = outside_references(REPO, names)
-    assert not hits, "tracked files refer outside the repository:\n" + "\n".join(hits)
-
-
-@pytest.mark.xfail(strict=False, reason="package modules being refactored on branch issue-27; "
-                                        "integrator removes xfail")
 def test_every_tracked_text_file_is_self_contained():
     hits = outside_references(REPO, _tracked_files())
     assert not hits, (

@@ -1,4 +1,4 @@
-"""Batched training augmentation and the one normalisation (FMCNET_SPEC section 6).
+"""Batched training augmentation and the one normalisation (docs/method.md).
 
 Everything runs as whole-batch tensor operations on the images' device: uint8 NCHW
 in, float32 out. Training applies, per sample, pad-10 + random crop (the common

@@ -1,4 +1,4 @@
-"""LLCM in its owners' layout (PROTOCOLS.md, docs/datasets.md).
+"""LLCM in its owners' layout (docs/protocols.md, docs/datasets.md).
 
 ```
 root/idx/train_vis.txt  root/idx/train_nir.txt     lines "<relative path> <label>"

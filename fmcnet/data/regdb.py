@@ -1,4 +1,4 @@
-"""RegDB in its owners' layout (PROTOCOLS.md, docs/datasets.md).
+"""RegDB in its owners' layout (docs/protocols.md, docs/datasets.md).
 
 ```
 root/Visible/<id>/<file>.bmp   root/Thermal/<id>/<file>.bmp

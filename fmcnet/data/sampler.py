@@ -1,4 +1,4 @@
-"""The cross-modality P x K identity sampler (FMCNET_SPEC section 6).
+"""The cross-modality P x K identity sampler (docs/method.md).
 
 Each batch holds P identities, and for each of them K visible and K infrared images,
 in the same identity order in both halves: ``idx_v[j*K:(j+1)*K]`` and

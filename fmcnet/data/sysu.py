@@ -1,4 +1,4 @@
-"""SYSU-MM01 in its owners' layout (PROTOCOLS.md, docs/datasets.md).
+"""SYSU-MM01 in its owners' layout (docs/protocols.md, docs/datasets.md).
 
 ```
 root/cam1..cam6/<pid %04d>/<%04d>.jpg        visible: cam1, cam2, cam4, cam5; infrared: cam3, cam6
