@@ -3,14 +3,14 @@
 A small network's step is many short operations, so a second thread gains little and,
 beside another busy process, loses (BENCHMARKS.md); a second *process* with its own batch
 keeps both cores busy. With `cpu_ranks` > 1 on a CPU, `train()` hands the run to
-`train_on_cpu_ranks`: it starts that many ranks of `torch.distributed` on gloo (as
+`run_cpu_ranks`: it starts that many ranks of `torch.distributed` on gloo (as
 `torchrun --nproc_per_node N` would), each drawing its own P x K batch of other identities
 (`CrossModalitySampler` with rank / world size), the gradients averaged by DDP. A step
 therefore trains on `cpu_ranks` x P x K images per modality.
 
 The parent process prepares the data (the synthetic set, the image caches) before the
-ranks start, so they never build them twice, passes every new metrics record to the
-caller's callback, and returns the finished run like `train()`. A rank that fails stops
+ranks start, so they never build them twice, and passes every new metrics record to the
+caller's callback; `train()` then returns the finished run from its folder. A rank that fails stops
 the others; Ctrl-C reaches every rank, which save and stop together (`InterruptGuard`).
 """
 
@@ -45,14 +45,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rank_main(rank: int, world: int, port: int, cfg: dict[str, Any], run_dir: str,
-               resume: bool, evaluate: bool) -> None:
+def _rank_main(target: Callable[..., Any], rank: int, world: int, port: int,
+               cfg: dict[str, Any], run_dir: str, resume: bool, evaluate: bool) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    from fmcnet.train import train
-
     try:
-        train(config_from_dict(cfg), run_dir, resume=resume, evaluate=evaluate)
+        target(config_from_dict(cfg), run_dir, resume=resume, evaluate=evaluate)
     except FMCNetError as exc:
         print(f"error (rank {rank}): {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -83,19 +81,17 @@ class _MetricsFollower:
                     continue
 
 
-def train_on_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, *, resume: bool,
-                       evaluate: bool,
-                       callback: Callable[[dict[str, Any]], None] | None = None) -> Any:
-    """Train `cfg` in `cfg.cpu_ranks` processes on this CPU; returns a `TrainResult`.
+def run_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, target: Callable[..., Any], *,
+                  resume: bool, evaluate: bool,
+                  callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run `target(cfg, run_dir, resume=..., evaluate=...)` (`fmcnet.train.train`) in
+    `cfg.cpu_ranks` processes on this CPU and wait for them.
 
     The ranks load the dataset the configuration names (a `dataset` object cannot cross a
-    process boundary).
+    process boundary); the data is prepared here first, so they never build it twice.
     """
-    from fmcnet.checkpoints import load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
     from fmcnet.data.cache import load_images
-    from fmcnet.run_folder import read_metrics
-    from fmcnet.train import TrainResult
 
     run_dir = Path(run_dir)
     dataset = dataset_for_config(cfg)
@@ -105,7 +101,8 @@ def train_on_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, *, resume: bool,
     context = multiprocessing.get_context("spawn")
     plain = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items()}
     ranks = [context.Process(target=_rank_main, name=f"fmcnet-rank{r}",
-                             args=(r, cfg.cpu_ranks, port, plain, str(run_dir), resume, evaluate))
+                             args=(target, r, cfg.cpu_ranks, port, plain, str(run_dir), resume,
+                                   evaluate))
              for r in range(cfg.cpu_ranks)]
     follow = _MetricsFollower(run_dir / "metrics.jsonl", callback)
     for p in ranks:
@@ -113,9 +110,7 @@ def train_on_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, *, resume: bool,
     try:
         while any(p.is_alive() for p in ranks):
             follow()
-            failed = [(r, p.exitcode) for r, p in enumerate(ranks)
-                      if p.exitcode not in (None, 0)]
-            if failed:
+            if any(p.exitcode not in (None, 0) for p in ranks):
                 time.sleep(2.0)  # let an interrupted run's ranks save and stop together
                 for p in ranks:
                     if p.is_alive():
@@ -136,10 +131,3 @@ def train_on_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, *, resume: bool,
     if any(codes):
         raise FMCNetError(f"training in {cfg.cpu_ranks} CPU ranks failed (exit codes {codes}; "
                           f"each rank's message is above); {run_dir} keeps its last checkpoint")
-    results = None
-    if evaluate and (run_dir / "results.json").exists():
-        results = json.loads((run_dir / "results.json").read_text())
-    best = run_dir / "checkpoints" / "best.pt"
-    chosen = best if cfg.validate and cfg.keep_best_val and best.exists() else best.with_name("last.pt")
-    model, _ = load_model_from_checkpoint(chosen, cfg)
-    return TrainResult(run_dir, model, dataset, cfg, results, read_metrics(run_dir))

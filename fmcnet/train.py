@@ -15,6 +15,7 @@ evaluation from `fmcnet.evaluation.run`. Ctrl-C finishes the step in flight and 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -42,10 +43,12 @@ from fmcnet.evaluation.run import evaluate_run, validation_map
 from fmcnet.model import FMCNet
 from fmcnet.model.backbone import check_pretrained
 from fmcnet.optim import align_factor, lr_factor
+from fmcnet.parallel import run_cpu_ranks, wants_cpu_ranks
 from fmcnet.run_folder import (
     append_metrics,
     last_checkpoint,
     open_run_folder,
+    read_metrics,
     refuse_existing_run,
     resume_checkpoint,
 )
@@ -307,11 +310,9 @@ def train(
     from fmcnet.data import dataset_for_config
 
     validate(cfg)  # a Config built by hand gets the checks make_config applies
-    from fmcnet.parallel import train_on_cpu_ranks, wants_cpu_ranks
-
-    if wants_cpu_ranks(cfg, pick_device(cfg.device)):
-        return train_on_cpu_ranks(cfg, run_dir, resume=resume, evaluate=evaluate,
-                                  callback=callback)
+    if wants_cpu_ranks(cfg, pick_device(cfg.device)):  # cpu_ranks: one process per rank
+        run_cpu_ranks(cfg, run_dir, train, resume=resume, evaluate=evaluate, callback=callback)
+        return _finished_run(cfg, Path(run_dir), evaluate)
     # The code that trains is the code of this moment: results.json names it, not the
     # commit the working tree has reached by the time the evaluation ends.
     commit = git_commit()
@@ -417,6 +418,21 @@ def _epoch_batches(parts: Assembly, pos: Position, show: bool) -> Any:
     return _progress(parts.sampler, show, desc=f"epoch {pos.epoch + 1}/{cfg.epochs}",
                      leave=False, line=True, unit="steps",
                      total=pos.steps_per_epoch - pos.step_in_epoch)
+
+
+def _finished_run(cfg: Config, run_dir: Path, evaluate: bool) -> TrainResult:
+    """A run that other processes trained, as `train()` returns it: the model evaluated
+    (the best validation checkpoint when the run kept one), its results and metrics."""
+    from fmcnet.data import dataset_for_config
+
+    last = last_checkpoint(run_dir)
+    best = last.with_name("best.pt")
+    chosen = best if cfg.validate and cfg.keep_best_val and best.exists() else last
+    model, _ = load_model_from_checkpoint(chosen, cfg)
+    results = None
+    if evaluate and (run_dir / "results.json").is_file():
+        results = json.loads((run_dir / "results.json").read_text())
+    return TrainResult(run_dir, model, dataset_for_config(cfg), cfg, results, read_metrics(run_dir))
 
 
 def _close_epoch(done: int, pos: Position, parts: Assembly, dataset: VIDataset,
