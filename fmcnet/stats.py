@@ -1,5 +1,6 @@
 """Statistics over training seeds: mean ± sample standard deviation, Welch's t-test, and
-the rule that says whether one row of a study beats another.
+the rules that say whether one row of a study beats another (`verdict`: the seed spread;
+`compare`: Welch's or the paired t-test, the study's verdicts).
 
 The sweep reports every row with seeds as `mean_std` of its finished seeds; the study
 document (`fmcnet.study`) compares the rows its spec names with `verdict`.
@@ -59,3 +60,43 @@ def welch_p(mean_a: float, std_a: float, n_a: int | None, mean_b: float, std_b: 
 
     return float(stats.ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b,
                                             equal_var=False).pvalue)
+
+
+def compare(better: Mapping[Any, float], worse: Mapping[Any, float], *, paired: bool = False,
+            alpha: float = 0.05) -> dict[str, Any]:
+    """Per-seed values of two rows (`{seed: value}`): the difference of their means, the
+    summed sample standard deviations, and the two-sided p-value of Welch's t-test -- or,
+    with `paired`, of the paired t-test over the seeds both have (two features of one run).
+
+    The verdict is the test's at level `alpha`: "better" or "worse" when p < alpha, else
+    "not resolved"; with fewer than two seeds on a side there is no test.
+    """
+    a = [float(v) for v in better.values() if v is not None]
+    b = [float(v) for v in worse.values() if v is not None]
+    if not a or not b:
+        return {"diff": None, "spread": None, "p": None, "n": [len(a), len(b)],
+                "verdict": "not run"}
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    out: dict[str, Any] = {"diff": ma - mb, "spread": None if sa is None or sb is None
+                           else sa + sb, "p": None, "n": [len(a), len(b)]}
+    if paired:
+        common = [s for s in better if s in worse and better[s] is not None
+                  and worse[s] is not None]
+        out["n"] = [len(common), len(common)]
+        if len(common) >= 2:
+            from scipy import stats
+
+            d = np.array([float(better[s]) - float(worse[s]) for s in common])
+            out["diff"] = float(d.mean())
+            out["p"] = 1.0 if not d.any() else float(
+                stats.ttest_rel([float(better[s]) for s in common],
+                                [float(worse[s]) for s in common]).pvalue)
+    elif sa is not None and sb is not None:
+        out["p"] = welch_p(ma, sa, len(a), mb, sb, len(b))
+    if out["p"] is None:
+        out["verdict"] = "no test (one seed)" if min(out["n"]) < 2 else "not resolved"
+    elif out["p"] < alpha:
+        out["verdict"] = "better" if out["diff"] > 0 else "worse"
+    else:
+        out["verdict"] = "not resolved"
+    return out

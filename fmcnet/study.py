@@ -9,7 +9,8 @@ runs every row x seed of the spec that has no result yet (`fmcnet.sweep`), then 
 * `<prefix>.md`   -- provenance, Tables 2-4 as mean ± sample std over the seeds (a row
   group that is no paper table under the spec's `headings`), the per-feature
   diagnostics, Base vs the full model across the thermal coupling, and the spec's
-  `comparisons` that decide which module helps (the rule: `fmcnet.stats.verdict`);
+  spec's `comparisons` as a verdict table that leads the document (`fmcnet.stats.compare`:
+  Welch's t-test over the seeds, or a paired one; choices on the validation ids);
 * `<prefix>.json` -- the same numbers, one record per row;
 * `<prefix>.png`  -- the figure.
 
@@ -30,7 +31,7 @@ from typing import Any
 import yaml
 
 from fmcnet.analysis.ablations import COUPLING_TABLE, coupling_of, table_title
-from fmcnet.stats import verdict
+from fmcnet.stats import compare
 from fmcnet.sweep import DISCRIMINATOR_KEYS, SweepSpec, collect_sweep, default_out, load_spec
 from fmcnet.utils import atomic_write_json, atomic_write_text
 
@@ -53,6 +54,49 @@ def study_rows(spec: SweepSpec | str | os.PathLike, *, profile: str | None = Non
     for row in rows:
         row["config"] = _run_config(row)
     return rows
+
+
+def series(by_name: Mapping[str, Mapping[str, Any]], side: str, on: str, metric: str
+           ) -> dict[Any, float]:
+    """{seed: value} of one side of a comparison: a row's `metric` on the test setting or
+    (`on` = "val") on the validation ids, or with `row:feature` one feature's retrieval."""
+    name, _, feature = side.partition(":")
+    out = {}
+    for seed, rec in (by_name[name].get("per_seed") or {}).items():
+        diag = rec.get("diagnostics") or {}
+        if feature:
+            value = diag.get(f"features/{feature}/{metric}")
+        elif on == "val":
+            value = diag.get(f"val/{metric}")
+        else:
+            value = rec.get(metric)
+        if value is not None:
+            out[seed] = value
+    return out
+
+
+def comparisons(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every comparison of the spec, on R1 and on mAP (`fmcnet.stats.compare`)."""
+    by_name = {r["row"]: r for r in rows}
+    return [{"better": c.better, "worse": c.worse, "what": c.what, "on": c.on,
+             "paired": c.paired,
+             **{m: compare(series(by_name, c.better, c.on, m), series(by_name, c.worse, c.on, m),
+                           paired=c.paired) for m in ("R1", "mAP")}}
+            for c in spec.comparisons]
+
+
+def verdict_lines(found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The verdict table: comparison -> difference -> p -> verdict, R1 then mAP."""
+    lines = ["| comparison | ids | ΔR1 | p (R1) | verdict (R1) | ΔmAP | p (mAP) | seeds |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]
+    for c in found:
+        r1, mp = c["R1"], c["mAP"]
+        test = "paired t-test" if c["paired"] else "Welch"
+        lines.append(
+            f"| {c['what']} (`{c['better']}` − `{c['worse']}`) | {c['on']} | "
+            f"{_num(r1['diff'], sign=True)} | {_p(r1['p'])} | **{r1['verdict']}** ({test}) | "
+            f"{_num(mp['diff'], sign=True)} | {_p(mp['p'])} | {r1['n'][0]} / {r1['n'][1]} |")
+    return lines
 
 
 def _pm(mean: Any, std: Any, digits: int = 1) -> str:
@@ -124,14 +168,18 @@ def provenance(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], profile: str 
 
 
 def _table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["| row | setting | R1 | mAP | seeds | paper R1 / mAP (SYSU-MM01) | status |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| row | setting | val R1 | val mAP | test R1 | test mAP | seeds | "
+             "paper R1 / mAP (SYSU-MM01) | status |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         paper = r.get("paper") or {}
         orient = (f"{paper['R1']:.2f} / {paper['mAP']:.2f}" if {"R1", "mAP"} <= set(paper)
                   else "—")
         status = r["status"] + (f": {r['message']}" if r.get("message") else "")
-        lines.append(f"| {r['row']} | {r.get('label', '')} | {_pm(r.get('R1'), r.get('R1_std'))} "
+        diag = r.get("diagnostics") or {}
+        val = [_pm(*diag.get(f"val/{m}", (None, None))) for m in ("R1", "mAP")]
+        lines.append(f"| {r['row']} | {r.get('label', '')} | {val[0]} | {val[1]} | "
+                     f"{_pm(r.get('R1'), r.get('R1_std'))} "
                      f"| {_pm(r.get('mAP'), r.get('mAP_std'))} | {r.get('n', 0)}/"
                      f"{len(r.get('seeds') or [None])} | {orient} | "
                      f"{status.replace('|', '/')} |")
@@ -141,7 +189,6 @@ def _table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any],
                    *, figure: str | None = None, discussion: str = "") -> str:
     """The study document (Markdown)."""
-    by_name = {r["row"]: r for r in rows}
     ds = prov["dataset"]
     out = [
         "# Ablation study on the built-in synthetic set",
@@ -157,6 +204,18 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
         prov["command"],
         "```",
         "",
+    ]
+    found = comparisons(spec, rows)
+    if found:
+        out += ["## Verdicts", "",
+                "Each comparison: the difference of the mean R1 and mAP over the seeds (row "
+                "minus the row it is compared with) and the two-sided p-value of Welch's "
+                "t-test over the seeds (a paired t-test for two features of the same runs). "
+                "**better** / **worse**: p < 0.05; otherwise not resolved. `ids`: **val** -- "
+                "the held-out validation identities, where every choice of the study is made; "
+                "**test** -- the test identities, for the tables only.", "",
+                *verdict_lines(found), ""]
+    out += [
         "## Provenance",
         "",
         "| | |",
@@ -226,22 +285,6 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
                        f"| {r.get('n', 0)}/{len(r.get('seeds') or [None])} |")
         out.append("")
 
-    comps = [(c.better, c.worse, c.what) for c in spec.comparisons]
-    if comps:
-        out += ["## Which module helps (computed)", "",
-                "Difference of the mean R1 and mAP (row minus the row it adds to). The "
-                "difference counts only when it exceeds the sum of the two rows' seed "
-                "standard deviations. p: two-sided Welch t-test over the seeds (R1), "
-                "which, unlike that bar, gets sharper with more seeds.", "",
-                "| comparison | ΔR1 | spread | R1 verdict | p (R1) | ΔmAP | mAP verdict |",
-                "|---|---:|---:|---|---:|---:|---|"]
-        for a, b, what in comps:
-            v1 = verdict(by_name[a], by_name[b], "R1")
-            v2 = verdict(by_name[a], by_name[b], "mAP")
-            out.append(f"| {what} (`{a}` − `{b}`) | {_num(v1['diff'], sign=True)} | "
-                       f"{_num(v1['spread'])} | {v1['verdict']} | {_p(v1['p'])} | "
-                       f"{_num(v2['diff'], sign=True)} | {v2['verdict']} |")
-        out.append("")
     if figure:
         out += [f"![the study]({figure})", ""]
     if discussion.strip():
@@ -293,17 +336,12 @@ def write_study(spec_path: str | os.PathLike, prefix: str | os.PathLike, *,
     discussion = discussion_file.read_text() if discussion_file.is_file() else ""
     atomic_write_text(paths["md"], study_markdown(spec, rows, prov, figure=paths["png"].name,
                                                   discussion=discussion))
-    by_name = {r["row"]: r for r in rows}
     atomic_write_json(paths["json"], {
         "synthetic": True,
         "note": "built-in synthetic set, NOT SYSU-MM01",
         "provenance": prov,
         "rows": [_record(r) for r in rows],
-        "comparisons": [
-            {"better": c.better, "worse": c.worse, "what": c.what,
-             "R1": verdict(by_name[c.better], by_name[c.worse], "R1"),
-             "mAP": verdict(by_name[c.better], by_name[c.worse], "mAP")}
-            for c in spec.comparisons],
+        "comparisons": comparisons(spec, rows),
     })
     return paths
 

@@ -14,6 +14,8 @@ overrides: {}                              # configuration overrides for every r
 headings: {readings: Readings ...}         # a heading per row group that is no paper table
 comparisons:                               # the study document's verdicts (fmcnet.study)
   - {better: t2_full, worse: t2_base, what: the full model over Base}
+  - {better: r_x, worse: t2_full, what: a reading, on: val}       # on the val ids
+  - {better: "t2_full:fused", worse: "t2_full:shared", what: F_fp over F_sh, paired: true}
 rows:
   t2_base:
     config: configs/ablations/t2_base.yaml # YAML stacked on the profile (optional)
@@ -82,11 +84,16 @@ class SweepRow:
 @dataclass(frozen=True)
 class Comparison:
     """Row `better` against row `worse`: `what` the difference measures (the study
-    document's words)."""
+    document's words). `on`: "test" (the spec's `setting`) or "val" (the held-out
+    validation ids' setting, where choices are made). A side written `row:feature` is one
+    feature's retrieval in that row (results.json `features`, test ids); `paired`
+    compares the seeds pairwise (a paired t-test) instead of as two samples (Welch)."""
 
     better: str
     worse: str
     what: str
+    on: str = "test"
+    paired: bool = False
 
 
 @dataclass
@@ -230,14 +237,22 @@ def _comparisons(value: Any, rows: dict[str, SweepRow], path: Path) -> list[Comp
                          f"{{better: row, worse: row, what: text}}, got {value!r}")
     out = []
     for item in value:
-        if not isinstance(item, dict) or set(item) != {"better", "worse", "what"}:
+        if (not isinstance(item, dict) or not {"better", "worse", "what"} <= set(item)
+                or not set(item) <= {"better", "worse", "what", "on", "paired"}):
             raise SweepError(f"sweep spec {path}: each comparison is {{better: row, worse: "
-                             f"row, what: text}}, got {item!r}")
-        unknown = [item[k] for k in ("better", "worse") if item[k] not in rows]
+                             f"row, what: text}} with optional on: test | val and paired: "
+                             f"true | false, got {item!r}")
+        unknown = [item[k] for k in ("better", "worse")
+                   if str(item[k]).split(":")[0] not in rows]
         if unknown:
             raise SweepError(f"sweep spec {path}: comparison {item['what']!r} names "
                              f"row(s) {unknown} that the spec does not have")
-        out.append(Comparison(str(item["better"]), str(item["worse"]), str(item["what"])))
+        on = str(item.get("on", "test"))
+        if on not in ("test", "val"):
+            raise SweepError(f"sweep spec {path}: comparison {item['what']!r} has on: {on!r}; "
+                             "use test (the spec's setting) or val (the validation ids)")
+        out.append(Comparison(str(item["better"]), str(item["worse"]), str(item["what"]), on,
+                              bool(item.get("paired", False))))
     return out
 
 
@@ -297,6 +312,7 @@ def _numbers(tree: Any, prefix: str) -> dict[str, float]:
     return {}
 
 
+VAL_SETTING = "val/all/single"  # fmcnet.data.sysu.VAL_SETTING (no import: data is a floor up)
 # D's share of fooled and caught features (0.5: chance) and its BCE loss (2 x 2 ln 2 = 2.77
 # for a D that outputs 0.5 on both directions' real and generated features).
 DISCRIMINATOR_KEYS = ("disc_acc", "loss/gan_d")
@@ -304,9 +320,13 @@ DISCRIMINATOR_KEYS = ("disc_acc", "loss/gan_d")
 
 def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
     """The numbers a run records beyond the table: results.json["features"] (retrieval per
-    feature) and, from the last metrics.jsonl record, the SFF weights, the hinge activity
+    feature), the validation ids' R1 / mAP / mINP ("val/..."), and, from the last
+    metrics.jsonl record, the SFF weights, the hinge activity
     and the discriminators' accuracy and loss."""
     out = _numbers(results.get("features") or {}, "features")
+    # the held-out validation ids (validate=true): where a study makes its choices
+    val = (results.get("settings") or {}).get(VAL_SETTING) or {}
+    out.update({f"val/{k}": float(val[k]) for k in ("R1", "mAP", "mINP") if k in val})
     last: dict[str, Any] = {}
     with contextlib.suppress(OSError):
         lines = [line for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -394,7 +414,8 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
         values = [r[metric] for r in usable.values() if r[metric] is not None]
         info[metric], info[f"{metric}_std"] = mean_std(values)
     info["n"] = len(usable)
-    info["per_seed"] = {("default" if s is None else s): {"R1": r["R1"], "mAP": r["mAP"]}
+    info["per_seed"] = {("default" if s is None else s): {"R1": r["R1"], "mAP": r["mAP"],
+                                                          "diagnostics": r["diagnostics"]}
                         for s, r in usable.items()}
     names = sorted({k for r in usable.values() for k in r["diagnostics"]})
     info["diagnostics"] = {k: mean_std([r["diagnostics"][k] for r in usable.values()

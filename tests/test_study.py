@@ -12,11 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(folder: Path, r1: float, mAP: float, *, coupling: float = 0.2, sfd: bool = True,
-         features: dict | None = None) -> None:
+         features: dict | None = None, val: float | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    settings = {"all/single": {"R1": r1, "mAP": mAP}}
+    if val is not None:  # validate=true: the held-out val ids' setting
+        settings["val/all/single"] = {"R1": val, "mAP": val + 1, "mINP": val / 2}
     (folder / "results.json").write_text(json.dumps({
         "dataset": "synthetic", "profile": "smoke", "commit": "abc1234", "device": "CPU (x, 2 cores)",
-        "trials": 4, "settings": {"all/single": {"R1": r1, "mAP": mAP}},
+        "trials": 4, "settings": settings,
         **({"features": features} if features else {}),
     }))
     (folder / "config.yaml").write_text(yaml.safe_dump({
@@ -35,6 +38,25 @@ def test_verdict_counts_a_difference_only_beyond_both_spreads():
         "worse, beyond the seed spread"
     assert stats.verdict(a, {"R1": 40.0, "R1_std": None})["verdict"] == "no spread (one seed)"
     assert stats.verdict(a, {"R1": None})["verdict"] == "not run"
+
+
+def test_compare_decides_by_welch_or_by_the_paired_test():
+    from scipy import stats as scipy_stats
+
+    a = {0: 20.0, 1: 18.9, 2: 11.4, 3: 12.0, 4: 21.0, 5: 15.5}
+    b = {0: 15.9, 1: 6.3, 2: 8.6, 3: 9.3, 4: 4.3, 5: 10.9}
+    welch = stats.compare(a, b)
+    assert welch["p"] == pytest.approx(scipy_stats.ttest_ind(list(a.values()), list(b.values()),
+                                                             equal_var=False).pvalue)
+    assert welch["verdict"] == "better" and welch["n"] == [6, 6]
+    assert stats.compare(b, a)["verdict"] == "worse"
+    paired = stats.compare(a, b, paired=True)
+    assert paired["p"] == pytest.approx(scipy_stats.ttest_rel(list(a.values()),
+                                                              list(b.values())).pvalue)
+    close = {k: v + (0.5 if k % 2 else -0.5) for k, v in a.items()}
+    assert stats.compare(close, a)["verdict"] == "not resolved"
+    assert stats.compare({0: 1.0}, b)["verdict"] == "no test (one seed)"
+    assert stats.compare({}, b)["verdict"] == "not run"
 
 
 def test_welch_p_is_the_t_test_of_the_seeds_numbers():
@@ -65,13 +87,17 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
             "t2_full": {"table": 2, "label": "full", "seeds": [0, 1, 2]},
             "c095_base": {"table": "coupling", "label": "Base", "seeds": [0]},
             "cdef_base": {"same_as": "t2_base", "table": "coupling", "label": "Base"},
-        }, "comparisons": [{"better": "t2_full", "worse": "t2_base",
-                            "what": "the full model over Base"}]}))
+        }, "comparisons": [
+            {"better": "t2_full", "worse": "t2_base", "what": "the full model over Base"},
+            {"better": "t2_full", "worse": "t2_base", "what": "the same, val ids", "on": "val"},
+            {"better": "t2_full:fused", "worse": "t2_full:shared", "what": "F_fp over F_sh",
+             "paired": True},
+        ]}))
     out = tmp_path / "sweep"
     for seed, (b, f) in enumerate([(10.0, 30.0), (12.0, 34.0), (14.0, 38.0)]):
-        _run(out / "t2_base" / f"seed_{seed}", b, b / 2, sfd=False)
-        _run(out / "t2_full" / f"seed_{seed}", f, f / 2,
-             features={"shared": {"R1": f - 5}, "fused": {"R1": f}})
+        _run(out / "t2_base" / f"seed_{seed}", b, b / 2, sfd=False, val=20.0 + seed)
+        _run(out / "t2_full" / f"seed_{seed}", f, f / 2, val=21.0 - seed,
+             features={"shared": {"R1": f - 5 - seed}, "fused": {"R1": f}})
         (out / "t2_full" / f"seed_{seed}" / "metrics.jsonl").write_text(json.dumps(
             {"global_step": 9, "disc_acc": 0.7 + 0.1 * seed, "loss/gan_d": 2.0}) + "\n")
     _run(out / "c095_base" / "seed_0", 60.0, 50.0, coupling=0.95, sfd=False)
@@ -89,18 +115,24 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
     assert doc["synthetic"] is True and doc["provenance"]["commits"] == ["abc1234"]
     assert doc["provenance"]["runs_finished"] == 7  # the same_as row counts no runs of its own
     assert doc["provenance"]["wall_s_total"] == pytest.approx(700.0)
-    (comp,) = [c for c in doc["comparisons"] if c["better"] == "t2_full"]
-    assert comp["R1"] == {"diff": pytest.approx(22.0), "spread": pytest.approx(6.0),
-                          "verdict": "better, beyond the seed spread",
+    test, val, paired = doc["comparisons"]
+    assert test["R1"] == {"diff": pytest.approx(22.0), "spread": pytest.approx(6.0),
+                          "verdict": "better", "n": [3, 3],
                           "p": pytest.approx(0.00366, abs=1e-5)}
+    assert val["on"] == "val" and val["R1"]["diff"] == pytest.approx(-1.0)  # 20 vs 21 mean
+    assert val["R1"]["verdict"] == "not resolved"
+    assert paired["paired"] and paired["R1"]["diff"] == pytest.approx(6.0)  # 5, 6, 7
+    assert paired["R1"]["p"] == pytest.approx(0.00913, abs=1e-5) and paired["R1"]["verdict"] == "better"
     md = paths["md"].read_text()
     assert "python -m fmcnet x" in md and "not SYSU-MM01" in md
-    assert "| t2_full | full | 34.0 ± 4.0 | 17.0 ± 2.0 | 3/3 |" in md
-    assert "| t2_base | Base | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 | 57.09 / 53.11 |" in md
+    assert "| t2_full | full | 20.0 ± 1.0 | 21.0 ± 1.0 | 34.0 ± 4.0 | 17.0 ± 2.0 | 3/3 |" in md
+    assert "| t2_base | Base | 21.0 ± 1.0 | 22.0 ± 1.0 | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 | 57.09 / 53.11 |" in md
     assert "| Base | 0.95 | 0.5 | 60.0 | 50.0 | 1/1 |" in md
     assert "| Base | 0.2 | 0.5 | 12.0 ± 2.0 | 6.0 ± 1.0 | 3/3 |" in md
-    assert "| row | fused | shared |" in md and "| t2_full | 34.0 ± 4.0 | 29.0 ± 4.0 |" in md
-    assert "| +22.0 | 6.0 | better, beyond the seed spread | 0.004 | +11.0 |" in md
+    assert "| row | fused | shared |" in md and "| t2_full | 34.0 ± 4.0 | 28.0 ± 3.0 |" in md
+    assert md.index("## Verdicts") < md.index("## Provenance")  # the verdicts lead
+    assert "| test | +22.0 | 0.004 | **better** (Welch) | +11.0 |" in md
+    assert "| val | -1.0 | " in md and "**better** (paired t-test)" in md
     assert "| row | `disc_acc` | `loss/gan_d` |" in md and "| t2_full | 0.80 ± 0.10 | 2.00 ± 0.00 |" in md
     assert "Discussion" not in md
     # A hand-written discussion beside the prefix is copied in.
@@ -160,7 +192,7 @@ def test_the_sweep_command_writes_the_report_without_training(tmp_path, capsys):
     assert "study written" in capsys.readouterr().out
     md = prefix.with_suffix(".md").read_text()
     assert f"python -m fmcnet sweep {spec} --seeds 3 --report {prefix}" in md
-    assert "| t2_base | Base | 20.0 | 10.0 | 1/1 |" in md
+    assert "| t2_base | Base | — | — | 20.0 | 10.0 | 1/1 |" in md
     assert not (tmp_path / "sweep" / "t2_base" / "seed_3" / "train.log").exists()  # nothing ran
 
 

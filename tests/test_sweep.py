@@ -209,8 +209,11 @@ def test_seeded_rows_aggregate_mean_and_sample_std(tmp_path):
     assert full["R1"] == pytest.approx(30.0) and full["mAP"] == pytest.approx(30.0)
     # sample std (n - 1): R1 deviations -20, -10, 30 -> sqrt(1400 / 2)
     assert full["R1_std"] == pytest.approx(700 ** 0.5) and full["mAP_std"] == pytest.approx(10.0)
-    assert full["per_seed"] == {0: {"R1": 10.0, "mAP": 20.0}, 1: {"R1": 20.0, "mAP": 30.0},
-                                2: {"R1": 60.0, "mAP": 40.0}}
+    assert {s: (v["R1"], v["mAP"]) for s, v in full["per_seed"].items()} == {
+        0: (10.0, 20.0), 1: (20.0, 30.0), 2: (60.0, 40.0)}
+    # every seed keeps its own diagnostics (paired comparisons of two features need them)
+    assert [v["diagnostics"]["features/fused/R1"] for v in full["per_seed"].values()] == [
+        1.0, 2.0, 6.0]
     assert full["diagnostics"]["features/fused/R1"] == pytest.approx((3.0, 7 ** 0.5))
     assert full["diagnostics"]["omega/sff/omega/1"] == pytest.approx((1.0, 0.5))
     assert full["diagnostics"]["disc_acc"] == pytest.approx((0.5, 0.25))
