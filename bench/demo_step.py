@@ -33,7 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import cpu_model, environment, finish, load_average, log, median, parser, rounded
+from common import (
+    Competitors,
+    cpu_model,
+    environment,
+    finish,
+    load_average,
+    log,
+    median,
+    parser,
+    rounded,
+)
 
 from fmcnet.config import make_config
 
@@ -158,26 +168,6 @@ def run_worker(spec: dict[str, Any] | list[dict[str, Any]], policy: str | None) 
         row["process_s"] = time.perf_counter() - start
         row["load_avg"] = load_average()
     return out
-
-
-class Competitors:
-    """`n` CPU-bound processes (pure-Python busy loops) started and stopped by this script."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.procs = n, []
-
-    def __enter__(self) -> Competitors:
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                      for _ in range(self.n)]
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            p.wait(timeout=10)
-        self.procs = []
 
 
 # ---- the orchestration ----------------------------------------------------------------

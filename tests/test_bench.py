@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("train_throughput", "eval_speed", "data_pipeline", "demo_step", "browser_speed")
+SCRIPTS = ("train_throughput", "eval_speed", "data_pipeline", "demo_step", "browser_speed",
+           "cpu_ranks")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -28,10 +29,10 @@ def test_bench_script_quick_json(script):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick", "--json", "--tiny",
          "--device", "cpu", "--threads", "1"],
-        # demo_step starts ~15 worker processes (and competing busy loops): minutes on
-        # a loaded 2-core machine
+        # demo_step and cpu_ranks start many worker processes (and competing busy loops):
+        # minutes on a loaded 2-core machine
         cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=900 if script == "demo_step" else 240,
+        timeout=900 if script in ("demo_step", "cpu_ranks") else 240,
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stderr[-4000:]}"
     result = json.loads(proc.stdout)  # exactly one JSON object: extra text fails here
