@@ -60,13 +60,13 @@ class PretrainRecipe:
     backbone: str = "resnet18"
     backbone_width: int = 16
     last_stride: int = 1  # as FMCNet's tails use it
-    identities: int = 800
+    identities: int = 2000
     seed: int = STANDIN_SEED
     images_per_camera: int = 6  # per (identity, visible camera)
     held_out_per_identity: int = 2  # images kept out of training to measure accuracy
     height: int = 64
     width: int = 32
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 128
     lr: float = 0.1  # SGD, Nesterov momentum 0.9, linear warm-up then cosine to 0
     warmup_epochs: int = 1
@@ -77,8 +77,8 @@ class PretrainRecipe:
     # hue, saturation, brightness and contrast jitter of this strength, and grey images
     # with this probability. Without it the population's identities are told apart by
     # their dye alone; ImageNet's classes are not defined by colour.
-    colour_jitter: float = 0.0
-    grayscale_prob: float = 0.0
+    colour_jitter: float = 0.4
+    grayscale_prob: float = 0.2
     threads: int = 2
     train_seed: int = 0
 
