@@ -17,7 +17,7 @@ from typing import Any
 from fmcnet.config import PROFILES, Config, make_config, parse_overrides
 from fmcnet.utils import FMCNetError, atomic_write_json
 
-DATASETS = ("synthetic", "sysu", "regdb", "llcm")
+DATASETS = ("synthetic", "heldout", "sysu", "regdb", "llcm")
 REGDB_TRIALS = tuple(range(1, 11))  # `--trial all`: the ten splits (docs/protocols.md)
 
 
@@ -190,7 +190,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     values.update(extra)
     cfg = make_config(saved["profile"], overrides=values, progress=not args.json)
-    if (args.mode or args.shots) and cfg.dataset not in ("sysu", "synthetic"):
+    if (args.mode or args.shots) and cfg.dataset not in ("sysu", "synthetic", "heldout"):
         raise FMCNetError(
             f"--mode/--shots select SYSU-MM01 settings; {cfg.dataset} has the settings "
             "visible_to_infrared and infrared_to_visible, always evaluated together. "

@@ -131,3 +131,22 @@ def test_shape_crosses_the_gap_dye_does_not():
     assert r(vis_level, dye) > 0.5 and r(ir_level, scene.people["i_upper"]) < -0.5
     # ... and one does not predict the other
     assert abs(r(vis_level, ir_level)) < 0.3  # 0.03
+
+
+def test_dataset_heldout_is_generated_once_and_cached(tmp_path, monkeypatch):
+    """`dataset=heldout`: the held-out renderer's set, generated into the cache on first
+    use (as the built-in set is) and read by the SYSU-MM01 loader."""
+    from fmcnet.config import make_config
+    from fmcnet.data import dataset_for_config
+
+    monkeypatch.setenv("FMCNET_DATA", str(tmp_path))
+    cfg = make_config("smoke", dataset="heldout", synthetic_identities=22,
+                      synthetic_images_per_camera=2, validate=True)
+    first = dataset_for_config(cfg)
+    (root,) = [p for p in tmp_path.iterdir() if p.name.startswith("heldout-") and p.is_dir()]
+    assert (root / "heldout.json").is_file() and first.name == "sysu"
+    stamp = (root / "heldout.json").stat().st_mtime_ns
+    again = dataset_for_config(cfg)
+    assert (root / "heldout.json").stat().st_mtime_ns == stamp  # reused, not redrawn
+    assert again.train.num_classes == first.train.num_classes == 16  # 22 - 2 val - 4 test
+    assert "val/all/single" in first.splits

@@ -63,11 +63,14 @@ def load_dataset(
 
 
 def dataset_for_config(cfg: Config) -> VIDataset:
-    """The dataset a configuration names: the synthetic set or `cfg.data_root`."""
-    if cfg.dataset == "synthetic":
+    """The dataset a configuration names: the synthetic set, the held-out renderer's set
+    (both generated and cached on first use, in the SYSU-MM01 layout) or `cfg.data_root`."""
+    if cfg.dataset in ("synthetic", "heldout"):
+        from fmcnet.data.heldout import ensure_heldout
         from fmcnet.data.synthetic import ensure_synthetic
 
-        return load_sysu(ensure_synthetic(cfg), trials=cfg.trials, validate=cfg.validate,
+        root = ensure_synthetic(cfg) if cfg.dataset == "synthetic" else ensure_heldout(cfg)
+        return load_sysu(root, trials=cfg.trials, validate=cfg.validate,
                          gallery_sampler=cfg.gallery_sampler)
     if cfg.data_root is None:
         title, holds = DATASETS.get(cfg.dataset, (cfg.dataset, "the owners' layout"))

@@ -893,6 +893,29 @@ def sample_figure(heldout_root: str | os.PathLike, builtin_root: str | os.PathLi
     return plot_sample_grid(images, n=n, titles=titles)
 
 
+def ensure_heldout(cfg: Any) -> Path:
+    """The held-out renderer's set for `cfg` (`dataset=heldout`), generated on first use.
+
+    cfg.synthetic_identities, cfg.synthetic_seed and cfg.synthetic_images_per_camera
+    choose it (the built-in renderer's knobs do not apply); it lives at
+    ``cache_dir() / f"heldout-{key}"``, generated once among concurrent processes.
+    """
+    import hashlib
+
+    from fmcnet.data.synthetic import cached_set
+    from fmcnet.utils import cache_dir
+
+    expected = {"renderer": "fmcnet.data.heldout", "version": HELDOUT_VERSION,
+                "identities": int(cfg.synthetic_identities), "seed": int(cfg.synthetic_seed),
+                "images_per_camera": int(cfg.synthetic_images_per_camera),
+                "image_size": [128, 64], "split": [VAL_FRACTION, TEST_FRACTION]}
+    key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / f"heldout-{key}"
+    return cached_set(path, expected, lambda overwrite: synthesize_heldout(
+        path, identities=expected["identities"], seed=expected["seed"],
+        images_per_camera=expected["images_per_camera"], overwrite=overwrite), marker=MARKER)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m fmcnet.data.heldout figures/heldout_samples.png``: the sample figure
     (a 24-identity held-out set, seed 0, beside the `quick` profile's built-in set),
