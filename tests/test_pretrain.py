@@ -44,7 +44,8 @@ def test_recipe_writes_weights_provenance_and_log(tmp_path):
 def test_recipe_learns_its_population(tmp_path):
     """Far above chance on held-out images of the population (8 identities: chance 12.5 %)."""
     recipe = PretrainRecipe(identities=8, images_per_camera=4, held_out_per_identity=2,
-                            height=32, width=16, epochs=25, batch_size=16, lr=0.05, threads=1)
+                            height=32, width=16, epochs=25, batch_size=16, lr=0.05, threads=1,
+                            colour_jitter=0.0, grayscale_prob=0.0)
     record = pretrain(recipe, tmp_path / "w.pt", log=lambda _: None)
     assert record["held_out_top1"] >= 50.0
 
