@@ -56,17 +56,17 @@ def study_rows(spec: SweepSpec | str | os.PathLike, *, profile: str | None = Non
     return rows
 
 
-def series(by_name: Mapping[str, Mapping[str, Any]], side: str, on: str, metric: str
+def series(by_name: Mapping[str, Mapping[str, Any]], side: str, ids: str, metric: str
            ) -> dict[Any, float]:
     """{seed: value} of one side of a comparison: a row's `metric` on the test setting or
-    (`on` = "val") on the validation ids, or with `row:feature` one feature's retrieval."""
+    (`ids` = "val") on the validation ids, or with `row:feature` one feature's retrieval."""
     name, _, feature = side.partition(":")
     out = {}
     for seed, rec in (by_name[name].get("per_seed") or {}).items():
         diag = rec.get("diagnostics") or {}
         if feature:
             value = diag.get(f"features/{feature}/{metric}")
-        elif on == "val":
+        elif ids == "val":
             value = diag.get(f"val/{metric}")
         else:
             value = rec.get(metric)
@@ -78,9 +78,9 @@ def series(by_name: Mapping[str, Mapping[str, Any]], side: str, on: str, metric:
 def comparisons(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every comparison of the spec, on R1 and on mAP (`fmcnet.stats.compare`)."""
     by_name = {r["row"]: r for r in rows}
-    return [{"better": c.better, "worse": c.worse, "what": c.what, "on": c.on,
+    return [{"better": c.better, "worse": c.worse, "what": c.what, "ids": c.ids,
              "paired": c.paired,
-             **{m: compare(series(by_name, c.better, c.on, m), series(by_name, c.worse, c.on, m),
+             **{m: compare(series(by_name, c.better, c.ids, m), series(by_name, c.worse, c.ids, m),
                            paired=c.paired) for m in ("R1", "mAP")}}
             for c in spec.comparisons]
 
@@ -93,7 +93,7 @@ def verdict_lines(found: Sequence[Mapping[str, Any]]) -> list[str]:
         r1, mp = c["R1"], c["mAP"]
         test = "paired t-test" if c["paired"] else "Welch"
         lines.append(
-            f"| {c['what']} (`{c['better']}` − `{c['worse']}`) | {c['on']} | "
+            f"| {c['what']} (`{c['better']}` − `{c['worse']}`) | {c['ids']} | "
             f"{_num(r1['diff'], sign=True)} | {_p(r1['p'])} | **{r1['verdict']}** ({test}) | "
             f"{_num(mp['diff'], sign=True)} | {_p(mp['p'])} | {r1['n'][0]} / {r1['n'][1]} |")
     return lines

@@ -14,7 +14,7 @@ overrides: {}                              # configuration overrides for every r
 headings: {readings: Readings ...}         # a heading per row group that is no paper table
 comparisons:                               # the study document's verdicts (fmcnet.study)
   - {better: t2_full, worse: t2_base, what: the full model over Base}
-  - {better: r_x, worse: t2_full, what: a reading, on: val}       # on the val ids
+  - {better: r_x, worse: t2_full, what: a reading, ids: val}      # on the val ids
   - {better: "t2_full:fused", worse: "t2_full:shared", what: F_fp over F_sh, paired: true}
 rows:
   t2_base:
@@ -84,7 +84,7 @@ class SweepRow:
 @dataclass(frozen=True)
 class Comparison:
     """Row `better` against row `worse`: `what` the difference measures (the study
-    document's words). `on`: "test" (the spec's `setting`) or "val" (the held-out
+    document's words). `ids`: "test" (the spec's `setting`) or "val" (the held-out
     validation ids' setting, where choices are made). A side written `row:feature` is one
     feature's retrieval in that row (results.json `features`, test ids); `paired`
     compares the seeds pairwise (a paired t-test) instead of as two samples (Welch)."""
@@ -92,7 +92,7 @@ class Comparison:
     better: str
     worse: str
     what: str
-    on: str = "test"
+    ids: str = "test"
     paired: bool = False
 
 
@@ -238,20 +238,20 @@ def _comparisons(value: Any, rows: dict[str, SweepRow], path: Path) -> list[Comp
     out = []
     for item in value:
         if (not isinstance(item, dict) or not {"better", "worse", "what"} <= set(item)
-                or not set(item) <= {"better", "worse", "what", "on", "paired"}):
+                or not set(item) <= {"better", "worse", "what", "ids", "paired"}):
             raise SweepError(f"sweep spec {path}: each comparison is {{better: row, worse: "
-                             f"row, what: text}} with optional on: test | val and paired: "
+                             f"row, what: text}} with optional ids: test | val and paired: "
                              f"true | false, got {item!r}")
         unknown = [item[k] for k in ("better", "worse")
                    if str(item[k]).split(":")[0] not in rows]
         if unknown:
             raise SweepError(f"sweep spec {path}: comparison {item['what']!r} names "
                              f"row(s) {unknown} that the spec does not have")
-        on = str(item.get("on", "test"))
-        if on not in ("test", "val"):
-            raise SweepError(f"sweep spec {path}: comparison {item['what']!r} has on: {on!r}; "
+        ids = str(item.get("ids", "test"))
+        if ids not in ("test", "val"):
+            raise SweepError(f"sweep spec {path}: comparison {item['what']!r} has ids: {ids!r}; "
                              "use test (the spec's setting) or val (the validation ids)")
-        out.append(Comparison(str(item["better"]), str(item["worse"]), str(item["what"]), on,
+        out.append(Comparison(str(item["better"]), str(item["worse"]), str(item["what"]), ids,
                               bool(item.get("paired", False))))
     return out
 

@@ -89,7 +89,7 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
             "cdef_base": {"same_as": "t2_base", "table": "coupling", "label": "Base"},
         }, "comparisons": [
             {"better": "t2_full", "worse": "t2_base", "what": "the full model over Base"},
-            {"better": "t2_full", "worse": "t2_base", "what": "the same, val ids", "on": "val"},
+            {"better": "t2_full", "worse": "t2_base", "what": "the same, val ids", "ids": "val"},
             {"better": "t2_full:fused", "worse": "t2_full:shared", "what": "F_fp over F_sh",
              "paired": True},
         ]}))
@@ -119,7 +119,7 @@ def test_write_study_from_a_hand_made_sweep(tmp_path):
     assert test["R1"] == {"diff": pytest.approx(22.0), "spread": pytest.approx(6.0),
                           "verdict": "better", "n": [3, 3],
                           "p": pytest.approx(0.00366, abs=1e-5)}
-    assert val["on"] == "val" and val["R1"]["diff"] == pytest.approx(-1.0)  # 20 vs 21 mean
+    assert val["ids"] == "val" and val["R1"]["diff"] == pytest.approx(-1.0)  # 20 vs 21 mean
     assert val["R1"]["verdict"] == "not resolved"
     assert paired["paired"] and paired["R1"]["diff"] == pytest.approx(6.0)  # 5, 6, 7
     assert paired["R1"]["p"] == pytest.approx(0.00913, abs=1e-5) and paired["R1"]["verdict"] == "better"
@@ -154,9 +154,10 @@ def test_the_study_spec_has_every_ablation_row_with_its_seeds():
     assert {r.label for r in coupling} == {"Base", "full model"}
 
 
-def test_the_study_rows_labelled_quick_train_what_quick_trains():
-    # `quick` moved to a shorter schedule after the study's Tables 2-4 ran: the spec pins
-    # their 1200 steps, and the rows that say "(quick)" must still be the profile as it is.
+def test_the_study_trains_what_quick_trains_and_decides_on_val():
+    """Every row is `quick` (the demo's schedule, the stand-in start) with its own switches;
+    every row but the demo holds the val ids out and keeps the last epoch, and every
+    reading is decided on them."""
     from fmcnet.config import make_config
 
     spec = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml")
@@ -165,18 +166,32 @@ def test_the_study_rows_labelled_quick_train_what_quick_trains():
         return make_config(spec.profile, yaml_files=[REPO / row.config],
                            overrides=sweep._run_overrides(spec, row, None, None))
 
-    quick_full = make_config("quick", yaml_files=[REPO / "configs/ablations/t2_full.yaml"])
-    keys = ("epochs", "steps_per_epoch", "lr_milestones", "lr", "fmc_detach_input",
-            "disc_optimizer", "align_weight")
-    labelled = [n for n, r in spec.rows.items() if "(quick)" in (r.label or "")]
-    assert labelled == ["steps864_full_detached"]
-    mine = resolved(spec.rows["steps864_full_detached"])
-    assert [getattr(mine, k) for k in keys] == [getattr(quick_full, k) for k in keys]
-    # every other row trains the study's 1200 steps
-    for name, row in spec.rows.items():
-        if row.config and row.table != "schedule":
-            cfg = resolved(row)
-            assert (cfg.epochs * cfg.steps_per_epoch, cfg.lr_milestones) == (1200, (38, 46)), name
+    quick = make_config("quick")
+    keys = ("epochs", "steps_per_epoch", "lr_milestones", "num_identities", "num_instances",
+            "height", "width", "backbone_width", "pretrained_path")
+    full = resolved(spec.rows["t2_full"])
+    demo = resolved(spec.rows["demo"])
+    for key in keys:
+        assert getattr(full, key) == getattr(quick, key), key
+    assert full.validate and not full.keep_best_val and not demo.validate
+    assert {k: v for k, v in plain_dict(demo).items() if k not in ("validate",)} == {
+        k: v for k, v in plain_dict(make_config("quick", yaml_files=[
+            REPO / "configs/ablations/t2_full.yaml"], keep_best_val=False)).items()
+        if k not in ("validate",)}
+    readings = [n for n, r in spec.rows.items() if r.table == "readings"]
+    assert len(readings) >= 8
+    decided = {c.better for c in spec.comparisons if c.ids == "val" and c.worse == "t2_full"}
+    assert set(readings) <= decided
+    for name in readings:  # one switch each, against the full model
+        changed = {k for k in keys + ("align_weight", "fmc_detach_input", "fc_loss_space",
+                                      "center_loss_space", "disc_optimizer", "optimizer",
+                                      "omega_weighs", "generator_loss", "fc_detach_centers")
+                   if getattr(resolved(spec.rows[name]), k) != getattr(full, k)}
+        assert changed, name
+
+
+def plain_dict(cfg):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()}
 
 
 def test_the_sweep_command_writes_the_report_without_training(tmp_path, capsys):
@@ -227,7 +242,8 @@ def test_tables_that_are_not_the_papers_get_their_own_heading():
 
     headings = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml").headings
     assert [table_title(t, headings) for t in ("2", "readings", "", "extra")] == [
-        "Table 2", "Readings the paper leaves open", "Rows", "extra"]
+        "Table 2", "Readings of the paper, each switched in the full model (decided on val)",
+        "Rows", "extra"]
 
 
 def test_the_study_spec_names_its_comparisons_and_every_one_is_a_pair_of_its_rows(tmp_path):
@@ -235,9 +251,12 @@ def test_the_study_spec_names_its_comparisons_and_every_one_is_a_pair_of_its_row
     (a misspelt row is refused, naming it), and the document reports them in spec order."""
     spec = sweep.load_spec(REPO / "configs" / "sweeps" / "synthetic_study.yaml")
     assert len(spec.comparisons) >= 10
-    assert spec.comparisons[0] == sweep.Comparison("t2_full", "t2_base", "the full model over Base")
+    assert spec.comparisons[0] == sweep.Comparison(
+        "t2_base_sfd", "t2_base", "SFD over Base (retrieval on F_sh in both)")
     for c in spec.comparisons:
-        assert c.better in spec.rows and c.worse in spec.rows and c.what
+        sides = (c.better.split(":")[0], c.worse.split(":")[0])
+        assert sides[0] in spec.rows and sides[1] in spec.rows and c.what
+        assert c.ids in ("val", "test") and (":" not in c.better or c.paired)
     bad = tmp_path / "spec.yaml"
     bad.write_text(yaml.safe_dump({
         "runner": "train", "rows": {"t2_base": {}, "t2_full": {}},
