@@ -36,24 +36,20 @@ import numpy as np
 
 from fmcnet.utils import FMCNetError, atomic_write_text
 from fmcnet.viz.figures import MATCH_COLOR, MISS_COLOR, ImageSource, add_border, save_figure
-from fmcnet.viz.rankings import (
+from fmcnet.viz.query_table import (
     FAIL_A,
     FAIL_A_NOT_B,
     FAIL_ALL,
     FAIL_B,
     FAIL_B_NOT_A,
-    RETRIEVAL,
     SORT_AP,
     SORT_DELTA,
     SORT_INDEX,
     SORT_RANK,
     QueryTable,
-    Ranked,
-    SettingData,
-    load_run,
     query_table,
-    setting_from_arrays,
 )
+from fmcnet.viz.rankings import RETRIEVAL, Ranked, SettingData, load_run, setting_from_arrays
 
 REMOVED_COLOR = "#7f7f7f"  # grey, dashed: an image the protocol removed
 NO_RUN = ""  # run B's "none": one run only
