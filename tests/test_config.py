@@ -24,6 +24,18 @@ def test_profiles_resolve_and_differ():
     assert set(PROFILES) == {"paper", "quick", "smoke"}
 
 
+def test_paper_profile_spells_out_the_defaults_it_runs_with():
+    """`paper` names its readings and choices; each must be what a bare Config holds, so
+    a changed default cannot leave the profile's list saying something else."""
+    default = Config()
+    for key, value in PROFILES["paper"].items():
+        assert getattr(default, key) == value, key
+    assert make_config("paper") == Config(profile="paper")
+    # the readings issue 24 asked to be named beside `paper`
+    assert {"fc_loss_space", "generator_loss", "amp", "fmc_detach_input", "fc_detach_centers",
+            "omega_weighs", "disc_optimizer"} <= set(PROFILES["paper"])
+
+
 def test_cli_yaml_and_papermill_values_resolve_to_the_same_object(tmp_path):
     f = tmp_path / "row.yaml"
     f.write_text("epochs: 3\nlr_milestones: [1, 2]\nfusion: none\nfmc: false\n")
