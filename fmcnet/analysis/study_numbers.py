@@ -28,6 +28,7 @@ class StudySummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # the JSON's provenance and comparisons
 
     def _repr_markdown_(self) -> str:
         return self.markdown
@@ -132,7 +133,7 @@ def study_summary(rows: Sequence[str] | None = None, *,
                 f"{_p(mp.get('p'))} | {n[0]} / {n[1]} |")
     if missing:
         lines += ["", "Not in this study (yet): " + ", ".join(f"`{m}`" for m in missing) + "."]
-    return StudySummary("\n".join(lines), chosen, found, missing)
+    return StudySummary("\n".join(lines), chosen, found, missing, dict(meta))
 
 
 def _chosen_comparisons(available: Sequence[Mapping[str, Any]], names: Sequence[str],
