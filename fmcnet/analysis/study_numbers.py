@@ -107,7 +107,8 @@ def study_summary(rows: Sequence[str] | None = None, *,
     lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r in chosen:
         diag = r.get("diagnostics") or {}
-        cells = [f"`{r['name']}`", str(r.get("label") or "").replace("|", "/"),
+        label = str(r.get("label") or "") + (f" (= `{r['same_as']}`)" if r.get("same_as") else "")
+        cells = [f"`{r['name']}`", label.replace("|", "/"),
                  _pm((r.get("R1_mean"), r.get("R1_std"))),
                  _pm((r.get("mAP_mean"), r.get("mAP_std")))]
         if has_val:
