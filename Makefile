@@ -48,8 +48,9 @@ test-notebooks: venv
 test-e2e: venv
 	FMCNET_PROFILE=smoke PY=$(PY) bash tests/e2e/run_e2e.sh
 
-# The README's pictures from the reference run (runs/demo, trained when missing); the
-# browser picture is a screenshot of notebook 08 in Chromium (the e2e test takes it).
+# The README's pictures (docs/usage.md shows them) from the reference run (runs/demo) and
+# notebook 01's MD on/off pair (runs/01_decompose_features-quick), each trained when
+# missing; the browser picture is a screenshot of notebook 08 in Chromium (the e2e test).
 figures: venv
 	$(PY) -m fmcnet figures --out figures
 	FMCNET_PROFILE=quick FMCNET_E2E_SCREENSHOT=$(CURDIR)/figures/ranking_browser.png PY=$(PY) bash tests/e2e/run_e2e.sh

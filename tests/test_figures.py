@@ -310,3 +310,41 @@ def test_figures_command(smoke_run, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nothing-here holds no trained run" in err
     assert len(err.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_the_study_spec_draws_one_panel_per_row_group_at_readme_width():
+    """results/synthetic_ablations.png as `fmcnet.study` draws it: every row group of the
+    real spec (Tables 2-4, the readings, the start, the demo, the held-out renderer) its
+    own panel with the spec's heading inside the figure, the coupling rows a line plot."""
+    from pathlib import Path
+
+    from fmcnet import analysis, sweep
+
+    spec = sweep.load_spec(Path(__file__).resolve().parents[1] / "configs" / "sweeps"
+                           / "synthetic_study.yaml")
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, row in spec.rows.items():
+        seeds = {s: {"R1": float(rng.uniform(5, 60)), "mAP": float(rng.uniform(5, 60))}
+                 for s in range(3)}
+        r1 = [v["R1"] for v in seeds.values()]
+        rows.append({"row": name, "label": row.label, "table": row.table, "same_as": row.same_as,
+                     "R1": float(np.mean(r1)), "R1_std": float(np.std(r1, ddof=1)),
+                     "mAP": 30.0, "mAP_std": 2.0, "per_seed": seeds,
+                     "config": {"synthetic_thermal_coupling": row.overrides.get(
+                         "synthetic_thermal_coupling", 0.2)}})
+    groups = list(dict.fromkeys(r.table for r in spec.rows.values() if r.table != "coupling"))
+    fig = analysis.plot_study(rows, headings=spec.headings)
+    assert len(fig.axes) == len(groups) + 1
+    for ax, group in zip(fig.axes, groups):
+        n = sum(r.table == group for r in spec.rows.values())
+        assert len(ax.get_yticklabels()) == n, group
+        want = analysis.ablations.table_title(group, spec.headings)
+        assert ax.get_title(loc="left").replace("\n", " ") == want
+    renderer = _drawn(fig)
+    for ax in fig.axes:
+        box = ax._left_title.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, ax.get_title(loc="left")
+        for label in ax.get_yticklabels():  # row labels inside the figure, not cut off
+            assert label.get_window_extent(renderer).x0 >= 0, label.get_text()
+    assert fig.get_size_inches()[0] == pytest.approx(7.5)
