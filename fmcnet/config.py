@@ -245,7 +245,8 @@ class Config:
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     # One line of why per key; the measurements behind each are in docs/method_readings.md
-    # ("The `quick` profile, key by key").
+    # ("The regime: fine-tuning a network that already sees", and for the keys kept from
+    # random init "The `quick` profile before issue 24, key by key").
     "quick": {
         # The ImageNet stand-in (fmcnet/pretrain.py, `make pretrain`), loaded as `paper` loads
         # ImageNet's weights; its parts train at the base LR (at 0.1x they lagged on val).
