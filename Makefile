@@ -12,7 +12,7 @@ STAMP := $(VENV)/.fmcnet-$(REQ_HASH)
 export FMCNET_DATA ?= $(CURDIR)/.cache/data
 export MPLBACKEND ?= Agg
 
-.PHONY: venv demo test test-unit test-notebooks test-e2e figures lab lint bench clean gpu-check pretrain
+.PHONY: venv demo test test-unit test-notebooks test-e2e figures notebooks lab lint bench clean gpu-check pretrain
 
 venv: $(STAMP)
 
@@ -48,11 +48,18 @@ test-notebooks: venv
 test-e2e: venv
 	FMCNET_PROFILE=smoke PY=$(PY) bash tests/e2e/run_e2e.sh
 
-# The README's pictures from the reference run (runs/demo, trained when missing); the
-# browser picture is a screenshot of notebook 08 in Chromium (the e2e test takes it).
+# The README's pictures (docs/usage.md shows them) from the reference run (runs/demo) and
+# notebook 01's MD on/off pair (runs/01_decompose_features-quick), each trained when
+# missing; the browser picture is a screenshot of notebook 08 in Chromium (the e2e test).
 figures: venv
 	$(PY) -m fmcnet figures --out figures
 	FMCNET_PROFILE=quick FMCNET_E2E_SCREENSHOT=$(CURDIR)/figures/ranking_browser.png PY=$(PY) bash tests/e2e/run_e2e.sh
+
+# Notebooks 00-08 executed in place with their outputs, from the reference run of `make demo`
+# (runs/demo; notebook 02 trains it when missing), each naming the commit it was rendered
+# from: commit first, then run this, then commit the notebooks. Prints each one's time.
+notebooks: venv
+	FMCNET_PROFILE=quick OMP_NUM_THREADS=1 $(PY) -m fmcnet.notebooks
 
 lab: venv
 	FMCNET_PROFILE=quick $(VENV)/bin/jupyter lab notebooks/

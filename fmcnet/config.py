@@ -91,10 +91,9 @@ class Config:
     generator_hidden: int = 1024
     # Reading (the paper does not say): whether L_FMC (L_GAN, L_IC, L_FC) reaches the
     # shared encoder through the generators' input F_sh. False = it does (the loss is
-    # minimised over every parameter); True = the generators read F_sh detached. On the
-    # synthetic set from random init, D under Adam, six seeds, 1200 steps
-    # (docs/method_readings.md): the full model's R1 9.5 +- 5.3 % -> 17.2 +- 4.9 % detached
-    # (Welch p 0.028, within the summed spread). `quick` detaches; `paper` keeps False.
+    # minimised over every parameter); True = the generators read F_sh detached: what it
+    # did to the full model and its shared feature is measured in docs/method_readings.md
+    # ("Does L_FMC reach the shared encoder?"). `quick` detaches; `paper` keeps False.
     fmc_detach_input: bool = False
     # SFF weights (w1, w2) of the V-specific and I-specific kinds (Eq. 15, read as in
     # docs/method_readings.md). Choice: equal, so F_fu starts as the mean of the two kinds.
@@ -276,7 +275,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "generator_hidden": 1024,  # G's hidden width
     },
     # One line of why per key; the measurements behind each are in docs/method_readings.md
-    # ("The `quick` profile, key by key").
+    # ("The regime: fine-tuning a network that already sees", and for the keys kept from
+    # random init "The `quick` profile before issue 24, key by key").
     "quick": {
         # The ImageNet stand-in (fmcnet/pretrain.py, `make pretrain`), loaded as `paper` loads
         # ImageNet's weights; its parts train at the base LR (at 0.1x they lagged on val).

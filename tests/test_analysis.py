@@ -100,6 +100,27 @@ def test_compensation_stats_hit_rate_follows_the_generated_features():
     assert with_d.loc["V->I", "D(generated)"] == pytest.approx(0.2)
 
 
+def test_the_one_line_reading_follows_the_hit_rate():
+    rng = np.random.default_rng(1)
+    ids = np.arange(5)
+    real, pids = _clusters(rng, ids, 2, 12)
+    shared = rng.normal(size=real.shape)
+    good = _feature_set(shared, shared, real, real, pids, generated=np.concatenate([real, real]))
+    line = analysis.compensation_reading(analysis.compensation_stats(good))
+    assert "V→I 100%, I→V 100% (chance 20%)" in line and "carry identity" in line
+    wrong = np.concatenate([np.roll(real, 2, axis=0)] * 2)
+    bad = _feature_set(shared, shared, real, real, pids, generated=wrong)
+    assert "no nearer their own identity than chance" in analysis.compensation_reading(
+        analysis.compensation_stats(bad))
+    one_sided = _feature_set(shared, shared, real, real, pids,
+                             generated=np.concatenate([real, np.roll(real, 2, axis=0)]))
+    assert "one-sided" in analysis.compensation_reading(analysis.compensation_stats(one_sided))
+    # the figure carries the same sentence under its panels
+    fig = analysis.plot_real_vs_generated(good)
+    assert fig.get_supxlabel() == line
+    assert analysis.plot_real_vs_generated(good, reading=False).get_supxlabel() == ""
+
+
 def test_real_and_generated_stacks_target_rows_with_generated_ones():
     n = 3
     pids = np.array([1, 2, 3])

@@ -62,19 +62,133 @@ def test_plot_cmc_one_line_per_setting():
 
 def test_training_curves_panels_and_missing_keys(tmp_path):
     recs = [{"epoch": 0, "step": s, "lr": 0.01 * s, "loss/total": 5 - s, "loss/id": 3 - s * 0.5,
-             "omega/v1": 1.0, "omega/v2": 0.5, "images_per_s": 100.0} for s in range(5)]
+             "omega/v_specific": 1.0, "omega/i_specific": 0.5, "images_per_s": 100.0}
+            for s in range(5)]
     recs.append({"epoch": 1, "step": 5, "loss/total": 0.5})  # a record without most keys
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n{\"step\": 6, \"loss/to")
     with pytest.warns(UserWarning, match="not JSON"):
-        fig = plot_training_curves(path)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["losses", "learning rate", "omega (SFF weights)", "throughput (images/s)"]
-    losses = fig.axes[0]
-    assert sorted(ln.get_label() for ln in losses.lines) == ["id", "total"]
-    total = next(ln for ln in losses.lines if ln.get_label() == "total")
+        fig = plot_training_curves(path, x="step")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    # no FMC or SFF losses in this log: their panels are left out, and so is ω without them
+    assert titles == ["SFD: identity and MD losses", "total loss", "learning rate",
+                      "throughput (images/s)"]
+    total = next(ln for ax in fig.axes for ln in ax.lines if ln.get_label() == "total")
     assert list(total.get_xdata()) == [0, 1, 2, 3, 4, 5]
     assert len(plot_training_curves([]).axes) == 1  # empty log: a message, not an error
+
+
+def _drawn(fig):
+    """Lay `fig` out as saving it would; returns the renderer to measure it with."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _full_log(n: int = 6) -> list[dict]:
+    keys = ["loss/id", "loss/shs", "loss/dc", "loss/sps", "loss/gan_g", "loss/gan_d", "loss/ic",
+            "loss/fc", "loss/mc", "loss/fid", "loss/total", "disc_acc", "omega/v_specific",
+            "omega/i_specific", "hinge/dc", "lr", "images_per_s", "loss/extra"]
+    return [{"global_step": 10 * s, **{k: 1.0 + s + i for i, k in enumerate(keys)}}
+            for s in range(n)] + [{"global_step": 60, "val_mAP": 12.5}]
+
+
+def _labels(ax) -> list[str]:
+    """Every curve of a panel, its right-hand twin axis included."""
+    lines = list(ax.lines)
+    for other in ax.figure.axes:
+        if other is not ax and other.bbox.bounds == ax.bbox.bounds:
+            lines += other.lines
+    return [ln.get_label() for ln in lines], [ln.get_color() for ln in lines]
+
+
+def test_training_curves_group_the_losses_by_module():
+    fig = plot_training_curves(_full_log())
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert list(panels) == ["SFD: identity and MD losses",
+                            "FMC: adversarial and consistency losses", "SFF: fusion losses and ω",
+                            "total loss", "learning rate", "throughput (images/s)", "evaluation"]
+    expected = {
+        "SFD: identity and MD losses": ["L_ID", "L_shs", "L_dc", "L_sps"],
+        "FMC: adversarial and consistency losses": [
+            "L_GAN, generators", "L_GAN, discriminators", "L_IC", "L_FC", "D accuracy"],
+        "SFF: fusion losses and ω": ["L_MC", "L_FID", "ω1 (V-specific)", "ω2 (I-specific)"],
+        "total loss": ["extra", "total"],  # a loss of no module goes beside the total
+        "evaluation": ["val_mAP"],
+    }
+    for title, labels in expected.items():
+        got, colours = _labels(panels[title])
+        assert got == labels, title
+        assert len(set(colours)) == len(colours), f"{title}: two curves share a colour"
+
+
+def test_training_curves_legends_sit_outside_the_plots():
+    fig = plot_training_curves(_full_log())
+    renderer = _drawn(fig)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 4  # the three modules and the total (single curves need none)
+    for legend in legends:
+        box, plot = legend.get_window_extent(renderer), legend.axes.get_window_extent(renderer)
+        assert box.y1 <= plot.y0 + 1, legend.axes.get_title()  # under the panel, not on it
+
+
+def test_cmc_ticks_are_whole_ranks():
+    for length in (5, 20, 50, 137):
+        fig = plot_cmc({"all": np.linspace(0.2, 1, length)})
+        ax = fig.axes[0]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks[0] == 1 and all(float(t).is_integer() for t in ticks), (length, ticks)
+        assert ticks[-1] <= length and len(ticks) <= 12
+
+
+def _study_rows():
+    rows = []
+    for table, names in (("2", ["t2_base", "t2_full"]), ("3", ["t3_id_only"]),
+                         ("readings", ["r_align003", "r_fmc_literal", "r_never_run"])):
+        for i, name in enumerate(names):
+            done = name != "r_never_run"
+            rows.append({"name": name, "label": f"a long label for {name} " * 2, "table": table,
+                         "R1_mean": 20.0 + i if done else None, "R1_std": 2.0 if done else None,
+                         "mAP_mean": 30.0 + i if done else None, "mAP_std": 1.0 if done else None,
+                         "per_seed": {"0": {"R1": 19.0, "mAP": 29.0}, "1": {"R1": 21.0, "mAP": 31.0}}
+                         if done else {}})
+    rows.append({"name": "t3_dc", "same_as": "t2_full", "table": "3", "label": "+ L_dc",
+                 "R1_mean": 21.0, "R1_std": 2.0, "mAP_mean": 31.0, "mAP_std": 1.0})
+    for c, r1 in ((0.0, 10.0), (0.95, 50.0)):
+        rows.append({"name": f"coupling_{c}", "table": "coupling", "label": "Base",
+                     "thermal_coupling": c, "R1_mean": r1, "R1_std": None,
+                     "mAP_mean": r1, "mAP_std": None})
+    return rows
+
+
+def test_the_study_figure_has_one_panel_per_table_whose_titles_fit():
+    from fmcnet import analysis
+
+    headings = {"readings": "Readings of the paper, each switched in the full model, decided on "
+                            "the validation identities of the synthetic set (a long heading)"}
+    fig = analysis.plot_ablation_study(_study_rows(), headings=headings, title="the study")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[:2] == ["Table 2", "Table 3"] and titles[2].startswith("Readings of the paper")
+    assert titles[3] == "Base and the full model across the modality gap"
+    assert len(fig.axes) == 4  # Tables 2 and 3, the readings, the coupling
+    table3 = fig.axes[1]
+    assert [t.get_text() for t in table3.get_yticklabels()][-1].endswith("(= t2_full)")
+    readings = [t.get_text() for t in fig.axes[2].get_yticklabels()]
+    assert readings[-1].replace("\n", " ").endswith("(not run)")
+    # t2_full's means are the dashed reference lines of the readings panel, and only there
+    dashed = [ln for ln in fig.axes[2].lines if ln.get_linestyle() == "--"]
+    assert sorted(ln.get_xdata()[0] for ln in dashed) == [21.0, 31.0]
+    assert not [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
+    renderer = _drawn(fig)
+    width = fig.bbox.width
+    for ax in fig.axes:
+        title = ax.title if ax.get_title() else ax._left_title
+        box = title.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width, ax.get_title(loc="left")
+    # the figure is drawn for the README's width: one column, 7.5 inches
+    assert fig.get_size_inches()[0] == pytest.approx(7.5)
 
 
 def test_sample_grid_shape(toy):
@@ -153,20 +267,27 @@ def test_make_figures_draws_the_readme_pictures(smoke_run, tmp_path):
         {"name": "Base", "R1_mean": 20.0, "R1_std": 2.0, "mAP_mean": 25.0, "mAP_std": 1.0},
         {"name": "full", "R1_mean": 30.0, "R1_std": 3.0, "mAP_mean": 35.0, "mAP_std": 1.5}]}))
     run = analysis.reference_run("smoke", run_dir=smoke_run)
-    done = {w.name: w for w in analysis.make_figures(run, tmp_path / "out", ablations=study)}
+    pair = tmp_path / "md"
+    done = {w.name: w for w in analysis.make_figures(run, tmp_path / "out", ablations=study,
+                                                     md_runs=pair)}
     assert list(done) == ["samples", "decomposition", "real_vs_generated", "cmc",
                           "training_curves", "ablations"]
     for w in done.values():
         assert w.path == tmp_path / "out" / f"{w.name}.png"
         fmt, (width, height) = _png(w.path)
         assert fmt == "PNG" and width > 300 and height > 200, w.name
+    # the decomposition is drawn from notebook 01's pair, trained here: with and without MD
+    assert (pair / "md_on" / "checkpoints").is_dir() and (pair / "md_off" / "checkpoints").is_dir()
+    assert _png(done["decomposition"].path)[1][0] > 900  # two 4.6-inch panels at 120 dpi
 
 
 def test_ablation_study_missing_or_malformed_is_skipped_with_a_reason(smoke_run, tmp_path):
     from fmcnet import analysis
 
     run = analysis.reference_run("smoke", run_dir=smoke_run)
-    done = {w.name: w for w in analysis.make_figures(run, tmp_path, ablations=tmp_path / "no.json")}
+    done = {w.name: w for w in analysis.make_figures(run, tmp_path, ablations=tmp_path / "no.json",
+                                                     md_runs=None)}
+    assert _png(done["decomposition"].path)[1][0] < 900  # the reference run alone: one panel
     assert done["ablations"].path is None and "no ablation study at" in done["ablations"].note
     assert not (tmp_path / "ablations.png").exists() and (tmp_path / "cmc.png").exists()
     bad = tmp_path / "bad.json"
@@ -175,8 +296,10 @@ def test_ablation_study_missing_or_malformed_is_skipped_with_a_reason(smoke_run,
         analysis.load_ablation_study(bad)
 
 
-def test_figures_command(smoke_run, tmp_path, capsys):
+def test_figures_command(smoke_run, tmp_path, capsys, monkeypatch):
     from fmcnet.cli import main
+
+    monkeypatch.setenv("FMCNET_RUNS", str(tmp_path / "runs"))  # notebook 01's pair goes here
 
     assert main(["figures", "--run", str(smoke_run), "--out", str(tmp_path / "f"),
                  "--ablations", str(tmp_path / "none.json")]) == 0
@@ -187,3 +310,41 @@ def test_figures_command(smoke_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nothing-here holds no trained run" in err
     assert len(err.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_the_study_spec_draws_one_panel_per_row_group_at_readme_width():
+    """results/synthetic_ablations.png as `fmcnet.study` draws it: every row group of the
+    real spec (Tables 2-4, the readings, the start, the demo, the held-out renderer) its
+    own panel with the spec's heading inside the figure, the coupling rows a line plot."""
+    from pathlib import Path
+
+    from fmcnet import analysis, sweep
+
+    spec = sweep.load_spec(Path(__file__).resolve().parents[1] / "configs" / "sweeps"
+                           / "synthetic_study.yaml")
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, row in spec.rows.items():
+        seeds = {s: {"R1": float(rng.uniform(5, 60)), "mAP": float(rng.uniform(5, 60))}
+                 for s in range(3)}
+        r1 = [v["R1"] for v in seeds.values()]
+        rows.append({"row": name, "label": row.label, "table": row.table, "same_as": row.same_as,
+                     "R1": float(np.mean(r1)), "R1_std": float(np.std(r1, ddof=1)),
+                     "mAP": 30.0, "mAP_std": 2.0, "per_seed": seeds,
+                     "config": {"synthetic_thermal_coupling": row.overrides.get(
+                         "synthetic_thermal_coupling", 0.2)}})
+    groups = list(dict.fromkeys(r.table for r in spec.rows.values() if r.table != "coupling"))
+    fig = analysis.plot_study(rows, headings=spec.headings)
+    assert len(fig.axes) == len(groups) + 1
+    for ax, group in zip(fig.axes, groups):
+        n = sum(r.table == group for r in spec.rows.values())
+        assert len(ax.get_yticklabels()) == n, group
+        want = analysis.ablations.table_title(group, spec.headings)
+        assert ax.get_title(loc="left").replace("\n", " ") == want
+    renderer = _drawn(fig)
+    for ax in fig.axes:
+        box = ax._left_title.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, ax.get_title(loc="left")
+        for label in ax.get_yticklabels():  # row labels inside the figure, not cut off
+            assert label.get_window_extent(renderer).x0 >= 0, label.get_text()
+    assert fig.get_size_inches()[0] == pytest.approx(7.5)

@@ -12,15 +12,17 @@ tests write `from fmcnet import analysis; analysis.separation_stats(...)`:
   `images_per_camera`, `modality_pairs`, `torso_levels`, `plot_torso_levels`;
 * `features` (01, 02, 07): `FeatureSet` / `decomposed_features`, `pca_2d`;
 * `decompose` (01, SFD): `sample_batch`, `trace_shapes`, `separation_stats`,
-  `md_comparison`, `plot_decomposition`;
+  `md_config` / `md_runs_dir` / `md_comparison` (the MD on/off pair), `plot_decomposition`;
 * `compensate` (02, FMC): `plot_adversarial_dynamics`, `discriminator_scores`,
-  `compensation_stats`, `plot_discriminator_scores`, `plot_real_vs_generated`,
-  `real_and_generated`;
+  `compensation_stats`, `compensation_reading`, `plot_discriminator_scores`,
+  `plot_real_vs_generated`, `real_and_generated`;
 * `fuse` (03, SFF): `omega_history`, `feature_variants`, `retrieval_table`,
   `fusion_retrieval`;
 * `ablations` (06): `plot_ablation_bars`, `plot_study` (the sweep itself is
   `fmcnet.sweep`, the study document `fmcnet.study`), `load_ablation_study` /
-  `plot_ablation_study` (the study's JSON, for `make figures`);
+  `plot_ablation_study` (the study's JSON, for `make figures`), `plot_groups`;
+* `study_numbers` (01-03, 06): `study_summary`, the study's rows and comparisons as a
+  table rendered from its JSON (the notebooks never type a study number);
 * `readme_figures`: `make_figures`, the README's pictures from the reference run
   (`make figures`).
 
@@ -34,10 +36,13 @@ from fmcnet.analysis.ablations import (
     load_ablation_study,
     plot_ablation_bars,
     plot_ablation_study,
+    plot_groups,
     plot_study,
+    study_headings,
 )
 from fmcnet.analysis.compensate import (
     DIRECTIONS,
+    compensation_reading,
     compensation_stats,
     discriminator_scores,
     plot_adversarial_dynamics,
@@ -59,6 +64,8 @@ from fmcnet.analysis.decompose import (
     Batch,
     MDComparison,
     md_comparison,
+    md_config,
+    md_runs_dir,
     plot_decomposition,
     sample_batch,
     separation_stats,
@@ -95,20 +102,22 @@ from fmcnet.analysis.runs import (
     training_run,
     with_switches,
 )
+from fmcnet.analysis.study_numbers import StudySummary, study_summary
 
 __all__ = [
     "ABLATION_STUDY", "COUPLING_TABLE", "DIRECTIONS", "MD_SETTINGS", "REFERENCE_RUN", "Written",
-    "Batch", "FeatureSet", "LiveCurves", "MDComparison",
-    "clear_run", "comparison_browser", "comparison_runs", "compensation_stats", "demo_config",
+    "Batch", "FeatureSet", "LiveCurves", "MDComparison", "StudySummary",
+    "clear_run", "comparison_browser", "comparison_runs", "compensation_reading",
+    "compensation_stats", "demo_config",
     "open_run", "ranking_browser",
     "reference_run", "reference_run_dir", "run_results", "training_run", "dataset_report",
     "decomposed_features", "describe_run",
     "discriminator_scores", "feature_variants", "fusion_retrieval", "images_per_camera",
-    "load_ablation_study", "loss_history", "make_figures", "md_comparison", "modality_pairs",
+    "load_ablation_study", "loss_history", "make_figures", "md_comparison", "md_config", "md_runs_dir", "modality_pairs",
     "notebook_config", "omega_history", "pca_2d",
     "pixel_intensities", "plot_ablation_bars", "plot_ablation_study", "plot_adversarial_dynamics",
     "plot_decomposition", "plot_discriminator_scores", "plot_real_vs_generated",
-    "plot_study", "plot_torso_levels", "torso_levels",
+    "plot_groups", "plot_study", "study_headings", "plot_torso_levels", "study_summary", "torso_levels",
     "real_and_generated", "repo_path", "repo_root", "retrieval_table", "run_folder",
     "runs_root", "sample_batch", "samples_by_camera", "separation_stats", "trace_shapes",
     "train_or_resume", "with_switches",

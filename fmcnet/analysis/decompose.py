@@ -2,8 +2,8 @@
 
 `sample_batch` / `trace_shapes` follow one batch through Eqs. 1-16 with the paper's
 symbols; `separation_stats` measures how far shared and specific features are apart;
-`md_comparison` trains SFD with and without the MD loss and `plot_decomposition` draws
-both (Fig. 4's idea).
+`md_comparison` trains SFD with and without the MD loss (`md_config`, in `md_runs_dir`)
+and `plot_decomposition` draws both side by side (Fig. 4's idea; `make figures` too).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from fmcnet.analysis.features import (
     decomposed_features,
     pca_2d,
 )
-from fmcnet.analysis.runs import train_or_resume, with_switches
+from fmcnet.analysis.runs import notebook_config, run_folder, train_or_resume, with_switches
 from fmcnet.config import Config
 from fmcnet.data.base import VIDataset
 from fmcnet.utils import FMCNetError
@@ -165,6 +165,24 @@ MD_SETTINGS: dict[str, dict[str, Any]] = {
     "with MD loss": {"shs": True, "sps": True, "dc": True},
     "without MD loss": {"shs": False, "sps": False, "dc": False},
 }
+
+
+# Where notebook 01 keeps the pair: runs/<MD_RUN_NAME>-<profile>/md_on and md_off.
+MD_RUN_NAME = "01_decompose_features"
+
+
+def md_config(profile: str, *, dataset: str = "synthetic", data_root: str = "",
+              overrides: Mapping[str, Any] | None = None) -> Config:
+    """The configuration notebook 01 trains its MD on/off pair from (`md_comparison`
+    switches FMC off and the MD terms on or off); `make figures` asks for the same runs."""
+    # short runs: only the last epoch is kept
+    return notebook_config(profile, dataset=dataset, data_root=data_root, overrides=overrides,
+                           defaults={"checkpoint_every": 1000})
+
+
+def md_runs_dir(profile: str, run_dir: str | os.PathLike = "") -> Path:
+    """The pair's folder: `run_dir`, else `runs/01_decompose_features-<profile>`."""
+    return run_folder(MD_RUN_NAME, profile, run_dir)
 
 
 @dataclass

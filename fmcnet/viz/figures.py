@@ -191,11 +191,17 @@ def plot_cmc(results_or_cmc_dict: Any, ax: Any = None, *, max_rank: int | None =
     if not curves:
         raise FMCNetError("plot_cmc found no CMC curve in its input (expected {name: cmc})")
     fig, ax = _new_axes(ax, (5.0, 3.6))
+    longest = 1
     for name, curve in curves.items():
         curve = curve[:max_rank] if max_rank else curve
         pct = curve * 100.0 if curve.max(initial=0.0) <= 1.0 else curve
         ax.plot(np.arange(1, len(pct) + 1), pct, marker="o", markersize=3, label=name)
+        longest = max(longest, len(pct))
+    ax.set_xlim(0.5, longest + 0.5)
     ax.set_xlabel("rank")
+    # ranks are whole numbers: rank 1, then every fifth (every rank on a short curve)
+    step = 1 if longest < 10 else 5 if longest <= 50 else 10 * -(-longest // 100)
+    ax.set_xticks(sorted({1, *range(step, longest + 1, step)}))
     ax.set_ylabel("matching rate (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -221,46 +227,108 @@ def _read_records(src: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[
     return [dict(r) for r in src]
 
 
-# panel title -> predicate on the record key
-_PANELS: list[tuple[str, Any]] = [
-    ("losses", lambda k: k.startswith("loss/") or k == "loss"),
+# The training log by module: (title, left-axis keys, right-axis keys, right-axis label).
+# Keys absent from a log are simply not drawn; a panel with none of its keys is left out.
+_MODULE_PANELS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
+    ("SFD: identity and MD losses", ("loss/id", "loss/shs", "loss/dc", "loss/sps"), (), ""),
+    ("FMC: adversarial and consistency losses", ("loss/gan_g", "loss/gan_d", "loss/ic", "loss/fc"),
+     ("disc_acc",), "D accuracy (dashed; 0.5: fooled)"),
+    ("SFF: fusion losses and ω", ("loss/mc", "loss/fid"), ("omega/v_specific", "omega/i_specific"),
+     "ω (dashed)"),
+]
+# What each key is called in a legend (the paper's names); other keys keep their own.
+CURVE_LABELS = {
+    "loss/id": "L_ID", "loss/shs": "L_shs", "loss/dc": "L_dc", "loss/sps": "L_sps",
+    "loss/gan_g": "L_GAN, generators", "loss/gan_d": "L_GAN, discriminators",
+    "loss/ic": "L_IC", "loss/fc": "L_FC", "loss/mc": "L_MC", "loss/fid": "L_FID",
+    "loss/total": "total", "disc_acc": "D accuracy",
+    "omega/v_specific": "ω1 (V-specific)", "omega/i_specific": "ω2 (I-specific)",
+}
+# Distinct colours within a panel, left-axis curves first (tab10 without its grey).
+PANEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                 "#e377c2", "#bcbd22", "#17becf")
+# The other panels: title -> predicate on the record key.
+_OTHER_PANELS: list[tuple[str, Any]] = [
+    ("total loss", lambda k: k == "loss" or k.startswith("loss/")),  # and losses of no module
     ("learning rate", lambda k: k == "lr" or k.startswith("lr/")),
-    ("omega (SFF weights)", lambda k: k.startswith("omega/")),
     ("throughput (images/s)", lambda k: k == "images_per_s"),
-    ("evaluation", lambda k: k.startswith(("eval/", "val/"))),
+    ("evaluation", lambda k: k.startswith(("eval/", "val/")) or k == "val_mAP"),
 ]
 
 
-def plot_training_curves(metrics_jsonl_path_or_records: Any, *, x: str = "global_step"
-                         ) -> Figure:
-    """Training curves from `metrics.jsonl`: one panel per group that has data.
+def _curve_label(key: str) -> str:
+    return CURVE_LABELS.get(key, key.split("/", 1)[-1] if "/" in key else key)
 
-    Groups: per-term losses (`loss/*`), learning rate, the SFF weights (`omega/*`),
-    `images_per_s` and any `eval/*` / `val/*` numbers. Missing keys are simply absent
-    lines; records without `x` use their position in the log.
+
+def training_panels(keys: Iterable[str]) -> list[tuple[str, list[str], list[str], str]]:
+    """The panels `plot_training_curves` draws for a log with these numeric keys:
+    (title, left-axis keys, right-axis keys, right-axis label), in drawing order."""
+    keys = sorted(set(keys))
+    panels, used = [], set()
+    for title, left, right, right_label in _MODULE_PANELS:
+        ls, rs = [k for k in left if k in keys], [k for k in right if k in keys]
+        if ls:
+            panels.append((title, ls, rs, right_label))
+            used.update(ls + rs)
+    for title, pred in _OTHER_PANELS:
+        ks = [k for k in keys if pred(k) and k not in used]
+        if ks:
+            panels.append((title, ks, [], ""))
+            used.update(ks)
+    return panels
+
+
+def plot_training_curves(metrics_jsonl_path_or_records: Any, *, x: str = "global_step",
+                         columns: int = 3) -> Figure:
+    """Training curves from `metrics.jsonl`, the losses grouped by module.
+
+    Panels (each only when the log has its keys): SFD (L_ID, L_shs, L_dc, L_sps); FMC
+    (both sides of L_GAN, L_IC, L_FC, and the discriminators' accuracy on a right axis);
+    SFF (L_MC, L_FID, and ω on a right axis); the total loss with any loss of no module;
+    the learning rate; images/s; `eval/*` / `val/*` numbers. Each panel's curves have
+    distinct colours and its legend sits under it, outside the plot. Records without
+    `x` use their position in the log.
     """
     records = _read_records(metrics_jsonl_path_or_records)
-    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})
-    panels = [(t, [k for k in keys if pred(k)]) for t, pred in _PANELS]
-    panels = [(t, ks) for t, ks in panels if ks]
+    keys = {k for r in records for k, v in r.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    panels = training_panels(keys)
     if not panels:
         fig = Figure(figsize=(5, 2), layout="constrained")
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no training records yet", ha="center", va="center")
         ax.set_axis_off()
         return fig
-    fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, ks) in zip(axes, panels):
-        for k in ks:
-            rows = [(r.get(x, i), r[k]) for i, r in enumerate(records) if isinstance(r.get(k), (int, float))]
-            xs, ys = zip(*rows)
-            ax.plot(xs, ys, label=k.split("/", 1)[-1] if "/" in k else k, linewidth=1.2)
-        ax.set_title(title)
-        ax.set_xlabel(x)
+    cols = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+
+    def series(k: str) -> tuple[list[Any], list[float]]:
+        pts = [(r.get(x, i), r[k]) for i, r in enumerate(records)
+               if isinstance(r.get(k), (int, float))]
+        xs, ys = zip(*pts)
+        return list(xs), list(ys)
+
+    for ax, (title, left, right, right_label) in zip(axes, panels):
+        colours = iter(PANEL_COLOURS)
+        handles = [ax.plot(*series(k), label=_curve_label(k), color=next(colours),
+                           linewidth=1.2)[0] for k in left]
+        if right:
+            twin = ax.twinx()
+            handles += [twin.plot(*series(k), label=_curve_label(k), color=next(colours),
+                                  linewidth=1.2, linestyle="--")[0] for k in right]
+            twin.set_ylabel(right_label, fontsize=7)
+            twin.tick_params(labelsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(x.replace("_", " "), fontsize=7)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if len(ks) > 1:
-            ax.legend(fontsize=7)
+        if len(handles) > 1 or right:
+            ax.legend(handles=handles, fontsize=7, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return fig
 
 
