@@ -237,6 +237,13 @@ class Config:
         return (self.height, self.width)
 
     @property
+    def weights_path(self) -> str | None:
+        """The state-dict file the backbone starts from: `pretrained_path` when `pretrained`
+        is true, else None -- `pretrained=false` is random init even where a profile names
+        a file (`quick` names the stand-in)."""
+        return self.pretrained_path if self.pretrained else None
+
+    @property
     def batch_size(self) -> int:
         """Images per modality in one batch (P x K)."""
         return self.num_identities * self.num_instances

@@ -330,7 +330,7 @@ def train(
     set_backend_flags(device, cfg.cpu_threads)
     # Before any data is loaded: a run that asked for ImageNet weights never trains without.
     init = check_pretrained(cfg.backbone, pretrained=cfg.pretrained,
-                            pretrained_path=cfg.pretrained_path, width=cfg.backbone_width)
+                            pretrained_path=cfg.weights_path, width=cfg.backbone_width)
     if is_main:
         print(_describe_init(init, cfg))
 

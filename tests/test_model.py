@@ -388,3 +388,24 @@ def test_narrow_backbone_has_no_imagenet_weights_but_loads_its_own_file(tmp_path
     resnet, source = build_resnet("resnet18", pretrained_path=tmp_path / "narrow.pt", width=16)
     assert source.startswith("file:")
     assert all(torch.equal(resnet.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_pretrained_false_is_random_init_even_where_the_profile_names_a_file():
+    """`quick` names the stand-in; pretrained=false must still start from random weights
+    (the study's random-init rows), and the run's record must say so."""
+    standin = make_config("quick")
+    assert standin.weights_path == standin.pretrained_path is not None
+    random_cfg = make_config("quick", pretrained=False)
+    assert random_cfg.pretrained_path is not None and random_cfg.weights_path is None
+    assert check_pretrained(random_cfg.backbone, pretrained=random_cfg.pretrained,
+                            pretrained_path=random_cfg.weights_path,
+                            width=random_cfg.backbone_width) == "random"
+    loaded = FMCNet.from_config(standin, num_classes=8)
+    fresh = FMCNet.from_config(random_cfg, num_classes=8)
+    assert loaded.pretrained_source.startswith("file:") and fresh.pretrained_source == "random"
+    weights = torch.load(standin.weights_path if Path(standin.weights_path).is_file() else
+                         Path(__file__).parents[1] / standin.weights_path, weights_only=True)
+    conv1 = next(k for k in weights if k.endswith("conv1.weight") and "layer" not in k)
+    front = {k: v for k, v in fresh.state_dict().items() if k.endswith("conv1.weight")
+             and "layer" not in k}
+    assert front and not any(torch.equal(v, weights[conv1]) for v in front.values())

@@ -84,7 +84,7 @@ def evaluate_run(
     # the RegDB split the scores belong to (None for the other datasets)
     results = {"dataset": document.pop("dataset"), "trial": dataset.trial, **document}
     results["pretrained"] = weights_source(cfg.backbone, pretrained=cfg.pretrained,
-                                           pretrained_path=cfg.pretrained_path)
+                                           pretrained_path=cfg.weights_path)
     if "features" in evaluation:  # fmcnet.evaluation.diagnostics
         results["features_setting"] = evaluation["features_setting"]
         results["features"] = evaluation["features"]

@@ -87,7 +87,7 @@ class FMCNet(nn.Module):
             backbone=cfg.backbone,
             backbone_width=cfg.backbone_width,
             pretrained=cfg.pretrained,
-            pretrained_path=cfg.pretrained_path,
+            pretrained_path=cfg.weights_path,
             last_stride=cfg.last_stride,
             bnneck=cfg.bnneck,
             generator_hidden=cfg.generator_hidden,
