@@ -48,14 +48,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     module = heldout if args.renderer == "heldout" else synthetic
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        # --overwrite replaces only a set synthesize wrote: the old folder is deleted.
-        if not (out / module.MARKER).is_file():
-            raise FMCNetError(
-                f"{out} already exists and holds no "
-                f"{'held-out' if module is heldout else 'synthetic'} set (no {module.MARKER}); "
-                "synthesize replaces only a set it wrote, so nothing of yours is deleted: "
-                "choose another --out"
-            )
+        # --overwrite replaces only a set synthesize wrote (the functions refuse the rest
+        # too): the old folder is deleted.
+        synthetic.refuse_to_replace(out, module.MARKER,
+                                    "held-out" if module is heldout else "synthetic")
         if not args.overwrite:
             raise FMCNetError(f"{out} already holds a synthetic set; pass --overwrite to replace "
                               "it, or choose another --out")

@@ -53,6 +53,17 @@ class _TargetExists(FMCNetError):
     """`synthesize` was pointed at a non-empty directory without `overwrite=True`."""
 
 
+def refuse_to_replace(out: Path, marker: str = MARKER, kind: str = "synthetic") -> None:
+    """`overwrite` deletes `out`: refused unless `out` holds a set a renderer wrote (its
+    `marker` file), so a mistyped folder of someone's own files is never deleted."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) \
+            and not (out / marker).is_file():
+        raise _TargetExists(
+            f"{out} already exists and holds no {kind} set (no {marker}); synthesize "
+            "replaces only a set it wrote, so nothing of yours is deleted: choose another --out"
+        )
+
+
 # ---- writing ----------------------------------------------------------------------------
 
 
@@ -146,7 +157,9 @@ def synthesize(
             raise FMCNetError(f"{name} must be in [0, 1], got {value}")
     if h < 16 or w < 8:
         raise FMCNetError(f"image_size must be at least (16, 8), got {image_size}")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+    if overwrite:
+        refuse_to_replace(out)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _TargetExists(
             f"{out} already exists and is not empty; choose another directory or pass "
             "overwrite=True (--overwrite) to replace it"
