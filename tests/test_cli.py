@@ -117,6 +117,39 @@ def test_regdb_evaluation_is_trial_safe(tmp_path, capsys):
         "and data settings); drop profile=quick")
 
 
+def test_regdb_lists_numbered_from_zero_are_evaluated_and_a_real_leak_is_refused(tmp_path,
+                                                                                 capsys):
+    """The owners' RegDB (and LLCM) lists number each list's identities from 0: training
+    labels 0..3 and test labels 0..3 are eight different people, yet evaluation compared
+    labels and refused every real copy. It compares people, by identity folder, now."""
+    from pathlib import Path
+
+    from fixtures import make_regdb_tree
+
+    from fmcnet.config import make_config
+    from fmcnet.data import load_regdb
+
+    root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2),
+                           labels_from_zero=True)
+    trial1, trial2 = load_regdb(root, trial=1), load_regdb(root, trial=2)
+    labels = set(trial1.train.visible.pids.tolist())
+    assert labels == set(trial1.splits["visible_to_infrared"].query.pids.tolist()) == {0, 1, 2, 3}
+    run = tmp_path / "run"
+    train(make_config("smoke", dataset="regdb", data_root=str(root), trial=1, epochs=1,
+                      steps_per_epoch=1), run, evaluate=False)
+    assert main(["evaluate", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trial"] == 1
+    # trial 2 tests people trial 1 trained on: refused, the people named by their folders
+    trained = {Path(p).parent.name for p in trial1.train.visible.paths}
+    tested = {Path(p).parent.name for p in trial2.splits["visible_to_infrared"].query.paths}
+    shared = sorted(trained & tested, key=int)
+    assert shared
+    assert main(["evaluate", "--run", str(run), "trial=2"]) == 1
+    err = capsys.readouterr().err
+    assert (f"would leak test identities: {len(shared)} of its 4 test identities "
+            f"({', '.join(shared)}) are among the identities it trained on") in err
+
+
 def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeypatch):
     """Three trials stand for the ten (cli.REGDB_TRIALS): interrupted in trial 2, then
     `--resume` keeps trial 1, resumes trial 2, trains trial 3 and writes the combined
