@@ -98,8 +98,8 @@ def _train_all_trials(args: argparse.Namespace) -> int:
     results.json is written once all of them are done.
     """
     from fmcnet.checkpoints import check_config, resume_keys
-    from fmcnet.config import load_yaml
     from fmcnet.evaluation.run import aggregate_trials
+    from fmcnet.run_files import RunFileError, read_config, read_results
     from fmcnet.run_folder import last_checkpoint, run_contents
     from fmcnet.train import train
 
@@ -121,20 +121,16 @@ def _train_all_trials(args: argparse.Namespace) -> int:
         folder = folders[t]
         finished = folder / "results.json"
         if args.resume and finished.exists():
-            saved = {"config": load_yaml(folder / "config.yaml")}
+            try:
+                saved = {"config": read_config(folder)}
+                results = read_results(finished)
+            except RunFileError as exc:
+                advice = (f"trial {t}'s results file is damaged; move it aside and run again "
+                          "with --resume (the trial resumes from its last checkpoint)"
+                          if exc.path == finished else exc.advice)
+                raise FMCNetError(f"{exc.path} {exc.problem}: {advice}") from None
             check_config(saved, cfg, folder / "config.yaml", resume_keys(),
                          what=f"this sweep (trial {t})")
-            try:
-                results = json.loads(finished.read_text())
-            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-                results = exc
-            if not isinstance(results, dict):
-                found = (f"is not JSON ({results})" if isinstance(results, Exception)
-                         else f"holds a {type(results).__name__}, not the results mapping")
-                raise FMCNetError(
-                    f"{finished} {found}: trial {t}'s results file is damaged; move it aside "
-                    "and run again with --resume (the trial resumes from its last checkpoint)"
-                )
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
             resume = args.resume and last_checkpoint(folder).exists()
@@ -234,7 +230,8 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fmcnet.analysis import demo_config
-    from fmcnet.run_folder import last_checkpoint, read_metrics
+    from fmcnet.run_files import read_metrics
+    from fmcnet.run_folder import last_checkpoint
     from fmcnet.train import train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 

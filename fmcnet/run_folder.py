@@ -2,7 +2,7 @@
 
 ```
 <run>/config.yaml        the run's current configuration (save_config)
-<run>/metrics.jsonl      one record per logging interval (append_metrics / read_metrics)
+<run>/metrics.jsonl      one record per logging interval (append_metrics)
 <run>/resumes.jsonl      one line per resume: its step and the keys it changed
 <run>/checkpoints/       last.pt, best.pt (with validation), epoch_NNN.pt (keep_snapshots)
 <run>/results.json, results.md, eval/<setting>.npz      the evaluation after training
@@ -142,14 +142,6 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """One record (a logging interval) at the end of metrics.jsonl."""
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every record of metrics.jsonl, in order; empty before the first one."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in open(path) if line.strip()]
 
 
 def clear_run(run_dir: str | os.PathLike) -> None:

@@ -15,7 +15,6 @@ evaluation from `fmcnet.evaluation.run`. Ctrl-C finishes the step in flight and 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -44,11 +43,11 @@ from fmcnet.model import FMCNet
 from fmcnet.model.backbone import check_pretrained
 from fmcnet.optim import align_factor, lr_factor
 from fmcnet.parallel import run_cpu_ranks, wants_cpu_ranks
+from fmcnet.run_files import read_metrics, read_results
 from fmcnet.run_folder import (
     append_metrics,
     last_checkpoint,
     open_run_folder,
-    read_metrics,
     refuse_existing_run,
     resume_checkpoint,
 )
@@ -429,9 +428,7 @@ def _finished_run(cfg: Config, run_dir: Path, evaluate: bool) -> TrainResult:
     best = last.with_name("best.pt")
     chosen = best if cfg.validate and cfg.keep_best_val and best.exists() else last
     model, _ = load_model_from_checkpoint(chosen, cfg)
-    results = None
-    if evaluate and (run_dir / "results.json").is_file():
-        results = json.loads((run_dir / "results.json").read_text())
+    results = read_results(run_dir, missing_ok=True) if evaluate else None
     return TrainResult(run_dir, model, dataset_for_config(cfg), cfg, results, read_metrics(run_dir))
 
 

@@ -13,7 +13,6 @@ missing; only notebook 01's MD on/off pair and notebook 06's sweep train runs of
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from fmcnet.config import Config, as_overrides, make_config, plain, validate
 from fmcnet.data.base import VIDataset
-from fmcnet.run_folder import clear_run, last_checkpoint, read_metrics
+from fmcnet.run_files import check_run_files, read_metrics, read_results
+from fmcnet.run_folder import clear_run, last_checkpoint
 from fmcnet.utils import FMCNetError
 
 if TYPE_CHECKING:
@@ -221,6 +221,8 @@ def open_run(
     With `expect_config` a saved run must be the experiment `cfg` describes (the keys a
     resume checks, and the number of epochs); without it any run in the folder is taken
     as it is (a run folder the user named). `callback` sees new metrics records only.
+    A damaged run file (results.json, metrics.jsonl, config.yaml, ...) is one
+    `fmcnet.run_files.RunFileError` naming it, before anything is loaded.
     """
     from fmcnet.checkpoints import (
         CheckpointMismatch,
@@ -244,6 +246,9 @@ def open_run(
             clear_run(run_dir)
         result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
         return dataclasses.replace(result, history=read_metrics(run_dir))
+    # A damaged results.json, metrics.jsonl, config.yaml, ... is one message now, before
+    # anything is loaded, trained or drawn from the run.
+    check_run_files(run_dir)
     ckpt = load_checkpoint(last)
     saved = config_from_dict(ckpt["config"])
     if cfg is not None and expect_config:
@@ -269,8 +274,8 @@ def open_run(
     checkpoint = best if saved.validate and best.exists() else last
     model, _ = load_model_from_checkpoint(checkpoint, saved, dataset, device)
     model.eval()
-    results = json.loads(results_path.read_text())
-    return TrainResult(run_dir, model, dataset, saved, results, read_metrics(run_dir))
+    return TrainResult(run_dir, model, dataset, saved, read_results(results_path),
+                       read_metrics(run_dir))
 
 
 def reference_run(
