@@ -144,6 +144,16 @@ def _train_all_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmcnet.run_lock import hold_run
+
+    if not args.run:
+        return _evaluate(args)
+    # `--run` files the evaluation under the run: one writer at a time (fmcnet.run_lock)
+    with hold_run(Path(args.run), "evaluate"):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from fmcnet.checkpoints import load_checkpoint, load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
     from fmcnet.evaluation.run import evaluate_run, evaluation_folder
@@ -232,6 +242,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from fmcnet.analysis import demo_config
     from fmcnet.run_files import read_metrics
     from fmcnet.run_folder import last_checkpoint
+    from fmcnet.run_lock import hold_run
     from fmcnet.train import train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
@@ -243,10 +254,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
           f"{cfg.epochs} epochs{', without L_' + ', L_'.join(off) if off else ''}) on the "
           f"built-in synthetic set -> {out}")
-    result = train(cfg, out, resume=args.resume or last_checkpoint(out).exists())
     figures = out / "figures"
-    save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
-    save_figure(plot_cmc(result.results), figures / "cmc.png")
+    with hold_run(out, "demo"):  # the run and its figures: one writer
+        result = train(cfg, out, resume=args.resume or last_checkpoint(out).exists())
+        save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
+        save_figure(plot_cmc(result.results), figures / "cmc.png")
     _print_results(result.results)
     print(f"done in {time.perf_counter() - t0:.0f} s; run folder {out}, figures in {figures}")
     return 0

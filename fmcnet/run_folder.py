@@ -1,6 +1,7 @@
 """The run folder: what makes a folder hold a run, and every file a run keeps there.
 
 ```
+<run>/.lock              who writes the folder now (fmcnet.run_lock: one writer at a time)
 <run>/config.yaml        the run's current configuration (save_config)
 <run>/metrics.jsonl      one record per logging interval (append_metrics)
 <run>/resumes.jsonl      one line per resume: its step and the keys it changed
@@ -36,6 +37,7 @@ from fmcnet.checkpoints import (
     saved_value,
 )
 from fmcnet.config import Config, plain, save_config
+from fmcnet.run_lock import hold_run
 from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans
 
 # What makes a folder hold a run: training refuses to start over any of these.
@@ -148,11 +150,15 @@ def clear_run(run_dir: str | os.PathLike) -> None:
     """Delete a run folder's checkpoints, logs and evaluation outputs, nothing else.
 
     A papermill output notebook (the sweep's) or the user's own files may live there.
+    Refused while another process writes the folder (`fmcnet.run_lock`).
     """
     run_dir = Path(run_dir)
-    for stale in RUN_FOLDERS:
-        shutil.rmtree(run_dir / stale, ignore_errors=True)
-    for stale in RUN_FILES:
-        (run_dir / stale).unlink(missing_ok=True)
-    for events in run_dir.glob("events.out.tfevents.*"):
-        events.unlink()
+    if not run_dir.exists():
+        return
+    with hold_run(run_dir, "clear_run"):
+        for stale in RUN_FOLDERS:
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
+        for stale in RUN_FILES:
+            (run_dir / stale).unlink(missing_ok=True)
+        for events in run_dir.glob("events.out.tfevents.*"):
+            events.unlink()

@@ -8,9 +8,10 @@
     at the end of every `checkpoint_every`-th epoch: validate, save (Checkpointer)
 
 The parts come from one builder (`fmcnet.assembly`), the checkpoints' contents and checks
-from `fmcnet.checkpoints`, the run folder's files from `fmcnet.run_folder`, the final
-evaluation from `fmcnet.evaluation.run`. Ctrl-C finishes the step in flight and saves it
-(`InterruptGuard`), so a resumed run equals an uninterrupted one bit for bit.
+from `fmcnet.checkpoints`, the run folder's files from `fmcnet.run_folder` (one writer at
+a time: `fmcnet.run_lock`), the final evaluation from `fmcnet.evaluation.run`. Ctrl-C
+finishes the step in flight and saves it (`InterruptGuard`), so a resumed run equals an
+uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from fmcnet.run_folder import (
     refuse_existing_run,
     resume_checkpoint,
 )
+from fmcnet.run_lock import hold_run
 from fmcnet.tensorboard_log import TensorBoardLog
 from fmcnet.utils import FMCNetError, git_commit, pick_device, seed_everything
 
@@ -304,19 +306,34 @@ def train(
     A folder that already holds a run is refused unless `resume=True`, which continues
     `checkpoints/last.pt` exactly (same batches, RNG and LR schedule) and requires the
     configuration to match it except for `RESUME_SAFE_KEYS`. Ctrl-C finishes the step in
-    flight and saves it (see `InterruptGuard`).
+    flight and saves it (see `InterruptGuard`). While another process writes `run_dir`
+    the call is refused before any work (`fmcnet.run_lock`).
     """
+    validate(cfg)  # a Config built by hand gets the checks make_config applies
+    run_dir = Path(run_dir)
+    what = "train --resume" if resume else "train"
+    if wants_cpu_ranks(cfg, pick_device(cfg.device)):  # cpu_ranks: one process per rank
+        with hold_run(run_dir, what):  # the ranks write under this process's lock
+            run_cpu_ranks(cfg, run_dir, train, resume=resume, evaluate=evaluate,
+                          callback=callback)
+            return _finished_run(cfg, run_dir, evaluate)
+    rank, world = _distributed()
+    # One writer per run folder: a second train or evaluate is refused before any work,
+    # naming this one; the lock goes however the run ends (fmcnet.run_lock).
+    with hold_run(run_dir, what, enabled=rank == 0):
+        return _train(cfg, run_dir, rank, world, resume=resume, dataset=dataset,
+                      evaluate=evaluate, callback=callback)
+
+
+def _train(cfg: Config, run_dir: Path, rank: int, world: int, *, resume: bool,
+           dataset: VIDataset | None, evaluate: bool,
+           callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+    """`train()` in the run folder it holds, as rank `rank` of `world`."""
     from fmcnet.data import dataset_for_config
 
-    validate(cfg)  # a Config built by hand gets the checks make_config applies
-    if wants_cpu_ranks(cfg, pick_device(cfg.device)):  # cpu_ranks: one process per rank
-        run_cpu_ranks(cfg, run_dir, train, resume=resume, evaluate=evaluate, callback=callback)
-        return _finished_run(cfg, Path(run_dir), evaluate)
     # The code that trains is the code of this moment: results.json names it, not the
     # commit the working tree has reached by the time the evaluation ends.
     commit = git_commit()
-    run_dir = Path(run_dir)
-    rank, world = _distributed()
     is_main = rank == 0
     show = cfg.progress and is_main
 

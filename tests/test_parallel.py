@@ -23,7 +23,10 @@ def test_two_cpu_ranks_train_one_run(tmp_path):
     cfg = make_config("smoke", backbone_width=16, cpu_ranks=2, cpu_threads=1, log_every=1,
                       trials=1)
     seen = []
+    # the parent holds the run folder's lock; the ranks train under it, not refusing
+    # themselves (fmcnet.run_lock), and it goes when the run ends
     result = train(cfg, tmp_path / "run", callback=seen.append)
+    assert not (tmp_path / "run" / ".lock").exists()
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     steps = cfg.epochs * cfg.steps_per_epoch
     # one writer: every step once, and the caller's callback saw each record

@@ -22,6 +22,7 @@ from fmcnet.config import Config, as_overrides, make_config, plain, validate
 from fmcnet.data.base import VIDataset
 from fmcnet.run_files import check_run_files, read_metrics, read_results
 from fmcnet.run_folder import clear_run, last_checkpoint
+from fmcnet.run_lock import hold_run
 from fmcnet.utils import FMCNetError
 
 if TYPE_CHECKING:
@@ -112,11 +113,12 @@ def train_or_resume(
 
     run_dir = Path(run_dir)
     last = last_checkpoint(run_dir)
-    if not resume or not last.exists():
-        clear_run(run_dir)
-    result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
-                   callback=callback)
-    return dataclasses.replace(result, history=read_metrics(run_dir))
+    with hold_run(run_dir, "train_or_resume"):  # cleared and trained by one writer
+        if not resume or not last.exists():
+            clear_run(run_dir)
+        result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
+                       callback=callback)
+        return dataclasses.replace(result, history=read_metrics(run_dir))
 
 
 class LiveCurves:
@@ -240,12 +242,13 @@ def open_run(
         if cfg is None:
             raise FMCNetError(f"{run_dir} holds no trained run (no {last}); train one first "
                               "(notebook 04 or python -m fmcnet train) or give another run_dir")
-        if not (run_dir / "results.json").exists():
-            # a run stopped before its first checkpoint: nothing in it to keep. A finished
-            # run whose checkpoints were deleted is left for train() to refuse.
-            clear_run(run_dir)
-        result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
-        return dataclasses.replace(result, history=read_metrics(run_dir))
+        with hold_run(run_dir, "open_run"):  # cleared and trained by one writer
+            if not (run_dir / "results.json").exists():
+                # a run stopped before its first checkpoint: nothing in it to keep. A
+                # finished run whose checkpoints were deleted is left for train() to refuse.
+                clear_run(run_dir)
+            result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
+            return dataclasses.replace(result, history=read_metrics(run_dir))
     # A damaged results.json, metrics.jsonl, config.yaml, ... is one message now, before
     # anything is loaded, trained or drawn from the run.
     check_run_files(run_dir)
@@ -355,9 +358,11 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
         return have
     out = evaluation_folder(run.run_dir, run.dataset, settings=None,
                             trials=trials or run.cfg.trials, tta=tta, rerank=rerank)
-    return evaluate_run(run.model, run.dataset, run.cfg, out, device=pick_device(run.cfg.device),
-                        selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
-                        trials=trials or None)
+    with hold_run(run.run_dir, "run_results"):  # written into the run folder: one writer
+        return evaluate_run(run.model, run.dataset, run.cfg, out,
+                            device=pick_device(run.cfg.device),
+                            selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
+                            trials=trials or None)
 
 
 REFERENCE_STUDY = "configs/sweeps/synthetic_study.yaml"  # results/synthetic_ablations.md
