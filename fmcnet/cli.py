@@ -157,7 +157,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fmcnet.checkpoints import load_checkpoint, load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
     from fmcnet.evaluation.run import evaluate_run, evaluation_folder
-    from fmcnet.run_folder import last_checkpoint, refuse_existing_results
+    from fmcnet.run_folder import check_run_checkpoint, last_checkpoint, refuse_existing_results
     from fmcnet.utils import pick_device
 
     if args.run:
@@ -175,6 +175,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         raise FMCNetError("evaluate needs --run RUN_DIR or --checkpoint FILE")
     ckpt = load_checkpoint(checkpoint)
+    if args.run:
+        check_run_checkpoint(run_dir, ckpt, checkpoint)
     saved = ckpt["config"]
     values = {k: v for k, v in saved.items() if k != "profile"}
     if args.dataset:

@@ -15,8 +15,9 @@
 `resume_checkpoint`), then prepares it (`open_run_folder`: leftovers of killed writers
 removed, metrics after the resumed step dropped, the resume recorded, config.yaml
 written); the CLI refuses to evaluate into a folder that holds results
-(`refuse_existing_results`); the notebooks start a run afresh with `clear_run`. One list
-of names serves them all.
+(`refuse_existing_results`) and `evaluate --run` a checkpoint that is not the run's
+(`check_run_checkpoint`); the notebooks start a run afresh with `clear_run`. One list of
+names serves them all. Every file is read back through `fmcnet.run_files`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fmcnet.checkpoints import (
     saved_value,
 )
 from fmcnet.config import Config, plain, save_config
+from fmcnet.run_files import read_config
 from fmcnet.run_lock import hold_run
 from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans
 
@@ -96,6 +98,34 @@ def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any]:
             f"would end the run before that. Resume with epochs >= {ckpt['epoch']}"
         )
     return ckpt
+
+
+def check_run_checkpoint(run_dir: Path, ckpt: dict[str, Any], path: Path) -> None:
+    """`evaluate --run`: the checkpoint is the run's own -- its configuration matches the
+    run's config.yaml on every key a resume would check (the data set among them), so an
+    evaluation filed under the run describes the run."""
+    config = read_config(run_dir, missing_ok=True)
+    if config is None:
+        raise CheckpointMismatch(
+            f"{run_dir} has a checkpoint {path} but no config.yaml, so nothing says the "
+            "checkpoint is this run's: evaluate it with --checkpoint (its results go to "
+            "runs/evaluations/), not --run"
+        )
+    differ = _differences(ckpt["config"], config, "checkpoint", "config.yaml")
+    if differ:
+        raise CheckpointMismatch(
+            f"checkpoint {path} is not run {run_dir}'s: it does not match "
+            f"{run_dir / 'config.yaml'}:\n  - " + "\n  - ".join(differ) + "\n"
+            "its evaluation would be filed under a run it does not describe (another run's "
+            "checkpoint copied there?): evaluate it with --checkpoint (its results go to "
+            "runs/evaluations/), or put the run's own checkpoint back"
+        )
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> list[str]:
+    """`key: <name_a> has x, <name_b> has y` for every key a resume checks that differs."""
+    return [f"{k}: {name_a} has {saved_value(a, k)!r}, {name_b} has {saved_value(b, k)!r}"
+            for k in resume_keys() if saved_value(a, k) != saved_value(b, k)]
 
 
 def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None) -> None:
