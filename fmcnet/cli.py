@@ -100,7 +100,7 @@ def _train_all_trials(args: argparse.Namespace) -> int:
     from fmcnet.checkpoints import check_config, resume_keys
     from fmcnet.evaluation.run import aggregate_trials
     from fmcnet.run_files import RunFileError, read_config, read_results
-    from fmcnet.run_folder import last_checkpoint, run_contents
+    from fmcnet.run_folder import run_contents
     from fmcnet.train import train
 
     out = Path(args.out)
@@ -133,7 +133,9 @@ def _train_all_trials(args: argparse.Namespace) -> int:
                          what=f"this sweep (trial {t})")
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
-            resume = args.resume and last_checkpoint(folder).exists()
+            # an interrupted trial resumes (from step 0 when it stopped before its first
+            # checkpoint); one not started yet trains
+            resume = args.resume and bool(run_contents(folder))
             results = train(cfg, folder, resume=resume).results
         per_trial.append({**results, "trial": t})
     summary = aggregate_trials(per_trial)

@@ -12,12 +12,13 @@
 ```
 
 `train()` refuses a folder that holds a run unless it resumes (`refuse_existing_run`,
-`resume_checkpoint`), then prepares it (`open_run_folder`: leftovers of killed writers
-removed, metrics after the resumed step dropped, the resume recorded, config.yaml
-written); the CLI refuses to evaluate into a folder that holds results
-(`refuse_existing_results`) and `evaluate --run` a checkpoint that is not the run's
-(`check_run_checkpoint`); the notebooks start a run afresh with `clear_run`. One list of
-names serves them all. Every file is read back through `fmcnet.run_files`.
+`resume_checkpoint`; a run stopped before its first checkpoint is resumed from step 0),
+then prepares it (`open_run_folder`: leftovers of killed writers removed, metrics after
+the resumed step dropped, the resume recorded, config.yaml written); the CLI refuses to
+evaluate into a folder that holds results (`refuse_existing_results`) and `evaluate --run`
+a checkpoint that is not the run's (`check_run_checkpoint`); the notebooks start a run
+afresh with `clear_run`. One list of names serves them all. Every file is read back
+through `fmcnet.run_files`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,15 +62,29 @@ def run_contents(run_dir: str | os.PathLike) -> list[str]:
     return [name for name in RUN_MARKERS if (run_dir / name).exists()]
 
 
+def stopped_before_first_checkpoint(run_dir: Path) -> bool:
+    """A run that `train()` started and that stopped (killed, Ctrl-C, an error) before it
+    wrote `checkpoints/last.pt`: its config.yaml is there, no checkpoint, no results."""
+    return ((run_dir / "config.yaml").is_file() and not last_checkpoint(run_dir).exists()
+            and not (run_dir / "results.json").exists()
+            and not (run_dir / "evaluations").exists())
+
+
 def refuse_existing_run(run_dir: Path) -> None:
     """Training into a folder that holds a run is refused, naming what it holds."""
     found = run_contents(run_dir)
-    if found:
-        resumable = last_checkpoint(run_dir).exists()
-        advice = ("pass --resume to continue it, or choose another --out" if resumable else
-                  "it has no checkpoints/last.pt to resume from; choose another --out, or "
+    if not found:
+        return
+    if last_checkpoint(run_dir).exists():
+        advice = "pass --resume to continue it, or choose another --out"
+    elif stopped_before_first_checkpoint(run_dir):
+        advice = ("it stopped before its first checkpoint (no checkpoints/last.pt): pass "
+                  "--resume to train it again from step 0 with the configuration in its "
+                  "config.yaml, or choose another --out")
+    else:
+        advice = ("it has no checkpoints/last.pt to resume from; choose another --out, or "
                   f"delete {run_dir} to start over")
-        raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
+    raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
 
 
 def refuse_existing_results(out: Path) -> None:
@@ -81,15 +97,38 @@ def refuse_existing_results(out: Path) -> None:
         )
 
 
-def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any]:
-    """The checkpoint to resume, checked against `cfg` before any data is touched."""
+def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
+    """The checkpoint to resume, checked against `cfg` before any data is touched; None
+    for a run stopped before its first checkpoint, which resumes from step 0 (its
+    config.yaml must match `cfg` as a checkpoint's configuration would)."""
     last_path = last_checkpoint(run_dir)
     if not last_path.exists():
         found = run_contents(run_dir)
-        what = (f"holds a run ({', '.join(found)}) but no checkpoint {last_path} (deleted?)"
-                if found else f"has no checkpoint {last_path}")
-        raise FMCNetError(f"--resume: {run_dir} {what}; there is nothing to resume: train "
-                          "without --resume into another --out")
+        if stopped_before_first_checkpoint(run_dir):
+            differ = _differences(read_config(run_dir), cfg.to_dict(), "its config.yaml",
+                                  "this run")
+            if differ:
+                raise CheckpointMismatch(
+                    f"--resume: {run_dir} stopped before its first checkpoint with another "
+                    "configuration than this one:\n  - " + "\n  - ".join(differ) + "\n"
+                    f"resume it with the configuration in {run_dir / 'config.yaml'} (e.g. "
+                    f"--config {run_dir / 'config.yaml'}), or train this one into another --out"
+                )
+            print(f"{run_dir} stopped before its first checkpoint: training it again from "
+                  "step 0", file=sys.stderr, flush=True)
+            return None
+        if not found:
+            raise FMCNetError(f"--resume: {run_dir} holds no run (no {last_path}); there is "
+                              "nothing to resume: train without --resume")
+        why = ("its evaluation is there (results.json or evaluations/): it finished and its "
+               "checkpoints were removed since" if (run_dir / "results.json").exists()
+               or (run_dir / "evaluations").exists()
+               else "nor the config.yaml train() writes first, so it is no run train() left")
+        raise FMCNetError(
+            f"--resume: {run_dir} holds {', '.join(found)} but no checkpoint {last_path}, "
+            f"{why}; there is nothing to resume: train into another --out, or delete "
+            f"{run_dir} to train it again"
+        )
     ckpt = load_checkpoint(last_path)
     check_config(ckpt, cfg, last_path, resume_keys(), what="the resumed run")
     if cfg.epochs < ckpt["epoch"]:
@@ -128,10 +167,14 @@ def _differences(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str)
             for k in resume_keys() if saved_value(a, k) != saved_value(b, k)]
 
 
-def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None) -> None:
+def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None, *,
+                    restart: bool = False) -> None:
     """Make the folder ready to train into: created, the temporary files of killed writers
     removed; on a resume the metrics after the checkpoint's step dropped and the resume
-    recorded; config.yaml written."""
+    recorded; on a `restart` (a run stopped before its first checkpoint) the stopped
+    attempt's files removed; config.yaml written."""
+    if restart:
+        clear_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for folder in (run_dir, run_dir / "checkpoints"):
         remove_orphans(folder)  # temporary files of writers that were killed

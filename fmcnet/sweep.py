@@ -569,7 +569,9 @@ def _train_run(row: SweepRow, folder: Path, profile: str | None,
         cmd += ["--profile", profile]
     if row.config:
         cmd += ["--config", str(_resolve(row.config))]
-    if (folder / "checkpoints" / "last.pt").is_file():
+    # an interrupted run resumes: from its last checkpoint, or from step 0 when it stopped
+    # before the first (its config.yaml is there, written first)
+    if (folder / "checkpoints" / "last.pt").is_file() or (folder / "config.yaml").is_file():
         cmd.append("--resume")
     cmd += [f"{k}={_cli_value(v)}" for k, v in {"progress": False, **overrides}.items()]
     log = folder / TRAIN_LOG

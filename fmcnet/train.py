@@ -305,9 +305,10 @@ def train(
     `callback` receives every metrics record (the notebooks draw live curves with it).
     A folder that already holds a run is refused unless `resume=True`, which continues
     `checkpoints/last.pt` exactly (same batches, RNG and LR schedule) and requires the
-    configuration to match it except for `RESUME_SAFE_KEYS`. Ctrl-C finishes the step in
-    flight and saves it (see `InterruptGuard`). While another process writes `run_dir`
-    the call is refused before any work (`fmcnet.run_lock`).
+    configuration to match it except for `RESUME_SAFE_KEYS` (a run stopped before its
+    first checkpoint starts again from step 0). Ctrl-C finishes the step in flight and
+    saves it (see `InterruptGuard`). While another process writes `run_dir` the call is
+    refused before any work (`fmcnet.run_lock`).
     """
     validate(cfg)  # a Config built by hand gets the checks make_config applies
     run_dir = Path(run_dir)
@@ -338,7 +339,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, *, resume: bool,
     show = cfg.progress and is_main
 
     # The cheap checks come first: the folder, the checkpoint's configuration, the device.
-    ckpt = resume_checkpoint(run_dir, cfg) if resume else None
+    ckpt = resume_checkpoint(run_dir, cfg) if resume else None  # None: a restart from step 0
     if not resume and is_main:
         refuse_existing_run(run_dir)
     device = _training_device(cfg, world)
@@ -376,7 +377,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, *, resume: bool,
             # the folder is written under the guard: from its first file on, an interrupt
             # leaves a checkpoint to resume
             if is_main:
-                open_run_folder(run_dir, cfg, ckpt)
+                open_run_folder(run_dir, cfg, ckpt, restart=resume and ckpt is None)
             # a resumed run drops the events an interrupted attempt wrote after its checkpoint
             log.open_tensorboard(enabled=cfg.tensorboard and is_main,
                                  purge_step=pos.global_step + 1 if ckpt is not None else None)

@@ -189,8 +189,11 @@ def test_a_folder_holding_any_run_file_is_refused_before_data(tmp_path, monkeypa
         (run / marker).mkdir()
     else:
         (run / marker).write_text("{}")
-    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); it has no "
-                                          r"checkpoints/last.pt to resume from"):
+    # config.yaml without a checkpoint: a run stopped before its first one (restartable)
+    advice = (r"it stopped before its first checkpoint \(no checkpoints/last.pt\): pass "
+              r"--resume to train it again from step 0" if marker == "config.yaml" else
+              r"it has no checkpoints/last.pt to resume from")
+    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); {advice}"):
         train(smoke(), run)
     assert sorted(p.name for p in run.iterdir()) == sorted(["eval", marker])
 
