@@ -135,5 +135,8 @@ def run_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, target: Callable[...,
     if any(c == 130 for c in codes):
         raise KeyboardInterrupt
     if any(codes):
+        last = run_dir / "checkpoints" / "last.pt"
+        kept = (f"{last} keeps the last checkpoint" if last.exists() else
+                f"no checkpoint was written in {run_dir}")
         raise FMCNetError(f"training in {cfg.cpu_ranks} CPU ranks failed (exit codes {codes}; "
-                          f"each rank's message is above); {run_dir} keeps its last checkpoint")
+                          f"each rank's message is above); {kept}")

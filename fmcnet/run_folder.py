@@ -42,7 +42,7 @@ from fmcnet.checkpoints import (
 from fmcnet.config import Config, plain, save_config
 from fmcnet.run_files import read_config
 from fmcnet.run_lock import hold_run
-from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans
+from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans, write_error
 
 # What makes a folder hold a run: training refuses to start over any of these.
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "results.json", "checkpoints")
@@ -184,6 +184,15 @@ def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None, *,
     save_config(cfg, run_dir / "config.yaml")
 
 
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line at the end of `path`; a full disk names the file."""
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise write_error(path, exc, kept=False) from None
+
+
 def record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
     """config.yaml holds the run's current configuration; every resume appends what it
     changed (only `RESUME_SAFE_KEYS` can differ) to resumes.jsonl, so the history stays
@@ -193,8 +202,7 @@ def record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
                if saved_value(ckpt["config"], k) != plain(getattr(cfg, k))}
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": ckpt["epoch"],
               "global_step": ckpt["global_step"], "changed": changed}
-    with open(run_dir / "resumes.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    _append_line(run_dir / "resumes.jsonl", record)
 
 
 def truncate_metrics(path: Path, global_step: int) -> None:
@@ -215,8 +223,7 @@ def truncate_metrics(path: Path, global_step: int) -> None:
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """One record (a logging interval) at the end of metrics.jsonl."""
-    with open(run_dir / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    _append_line(run_dir / "metrics.jsonl", record)
 
 
 def clear_run(run_dir: str | os.PathLike) -> None:

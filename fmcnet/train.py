@@ -146,15 +146,18 @@ class MetricsLog:
     """The loss terms of every step, kept on the device and written once per interval.
 
     `add` stacks a step's terms (no device sync); `flush` syncs once, refuses a non-finite
-    term (`NonFiniteLoss`), and writes one record -- the interval's mean of every term,
-    the LR, the alignment weight, the SFF weights, images/s -- to metrics.jsonl (main
-    process), TensorBoard and the callback; `history` keeps every record of this call.
+    term (`NonFiniteLoss`, saying which checkpoint the folder keeps), and writes one
+    record -- the interval's mean of every term, the LR, the alignment weight, the SFF
+    weights, images/s -- to metrics.jsonl (main process), TensorBoard and the callback;
+    `history` keeps every record of this call.
     """
 
     def __init__(self, parts: Assembly, run_dir: Path, *, write: bool,
-                 callback: Callable[[dict[str, Any]], None] | None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None,
+                 kept: Callable[[], str]) -> None:
         self.parts, self.cfg, self.run_dir = parts, parts.cfg, run_dir
         self.write, self.callback = write, callback
+        self.kept = kept  # what the run folder keeps to continue from (`Checkpointer.kept`)
         self.history: list[dict[str, Any]] = []
         self.pending: list[torch.Tensor] = []  # per-step loss terms, synced once per interval
         self.term_names: list[str] | None = None
@@ -189,8 +192,7 @@ class MetricsLog:
             step = pos.global_step - len(taken) + row + 1
             raise NonFiniteLoss(
                 f"loss term {names[col]!r} became {values[row, col].item()} at step {step} "
-                f"(epoch {pos.epoch + 1}); stopping. The last good checkpoint stays at "
-                f"{last_checkpoint(self.run_dir)}"
+                f"(epoch {pos.epoch + 1}); stopping. {self.kept()}"
             )
         elapsed = time.perf_counter() - self.started
         record = {
@@ -250,6 +252,8 @@ class Checkpointer:
 
     def close_epoch(self, done: int, global_step: int, val_map: float | None) -> None:
         if not self.write:
+            # the main process writes it; every rank's messages (`kept`) say it exists
+            self.saved = {"epoch": done, "global_step": global_step}
             return
         if val_map is not None and val_map > self.best["mAP"]:
             candidate = {"mAP": val_map, "epoch": done}
@@ -273,6 +277,19 @@ class Checkpointer:
                  f"epoch {pos.closed + 1}, step {pos.global_step - pos.closed * pos.steps_per_epoch}")
         return (f"interrupted: saved {where} (global step {pos.global_step}) to {self.last}; "
                 "run again with --resume to continue")
+
+    def kept(self) -> str:
+        """What the folder keeps to continue from, for a run that stops on an error."""
+        if self.saved:
+            return (f"The last checkpoint, {self.last} (epoch {self.saved['epoch']}, global "
+                    f"step {self.saved['global_step']}), was written before it; a --resume "
+                    "from it trains the same steps again, so change what made the loss "
+                    "diverge (e.g. a lower lr) and train into another --out")
+        return (f"No checkpoint was written (the first comes at the end of epoch "
+                f"{min(self.cfg.checkpoint_every, self.cfg.epochs)}): {self.last.parent.parent} "
+                "holds the configuration and the metrics of the steps trained, nothing to "
+                "continue from; change what made the loss diverge (e.g. a lower lr) and train "
+                "into another --out, or delete the folder and train into it again")
 
     def nothing_saved(self) -> str:
         kept = (f"{self.last} keeps the last checkpoint" if self.last.exists()
@@ -365,8 +382,10 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, *, resume: bool,
         if is_main:
             print(f"resuming {run_dir} at epoch {pos.closed + 1}/{cfg.epochs}, step "
                   f"{pos.global_step} (lr factor {lr_factor(cfg, pos.global_step, spe):.4g})")
-    log = MetricsLog(parts, run_dir, write=is_main, callback=callback)
     saver = Checkpointer(parts, dataset, run_dir, best, write=is_main)
+    if ckpt is not None:  # last.pt holds the resumed state until the next one is written
+        saver.saved = {"epoch": pos.closed, "global_step": pos.global_step}
+    log = MetricsLog(parts, run_dir, write=is_main, callback=callback, kept=saver.kept)
     guard = InterruptGuard()
     # in a log the per-epoch lines say it all: the outer bar stays silent there
     epochs = _progress(range(pos.closed, cfg.epochs), show, desc="epochs", unit="epoch",
