@@ -2,8 +2,9 @@
 
 Two `train --out R` started together used to interleave their metrics records and replace
 each other's checkpoints and results. Whatever writes into a run folder -- `train` (new
-and `--resume`), `evaluate --run`, `clear_run`, the notebooks' later evaluations --
-holds `hold_run(run_dir, what)` while it does:
+and `--resume`), `evaluate --run`, `clear_run`, the notebooks' later evaluations, a
+`sweep` (its folder of runs) -- holds `hold_run(run_dir, what)` while it does, and
+`pretrain` holds `hold_file(out, what)` (`<out>.lock`) for the weights it writes:
 
 * the lock is an `fcntl.flock` on `<run>/.lock`, taken atomically (no check-then-create
   race); the file names its holder: pid, host, since when, what and the command line;
@@ -68,8 +69,12 @@ def command_line() -> str:
 
 def read_holder(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The record in `<run>/.lock` (who holds, or last held, the lock), or None."""
+    return _read_path(lock_path(run_dir))
+
+
+def _read_path(path: Path) -> dict[str, Any] | None:
     try:
-        with open(lock_path(run_dir), "rb") as fh:
+        with open(path, "rb") as fh:
             return _parse(fh.read())
     except OSError:
         return None
@@ -101,16 +106,22 @@ def _read_fd(fd: int) -> dict[str, Any] | None:
     return _parse(os.pread(fd, 1 << 16, 0))
 
 
-def _busy(run_dir: Path, path: Path, holder: dict[str, Any] | None) -> RunFolderBusy:
+# Why one writer, in the refusal: a run folder (and a sweep's folder of runs), an output file.
+_WHY_FOLDER = ("A run folder has one writer at a time (two would interleave their metrics and "
+               "replace each other's checkpoints and results)")
+_WHY_FILE = ("A file has one writer at a time (two would replace each other's output and its "
+             "record)")
+
+
+def _busy(target: Path, path: Path, holder: dict[str, Any] | None, why: str) -> RunFolderBusy:
     return RunFolderBusy(
-        f"{run_dir} is being written by another process: {describe_holder(holder)}, which "
-        f"holds {path}. A run folder has one writer at a time (two would interleave their "
-        "metrics and replace each other's checkpoints and results): wait for it to end or "
-        "stop it, or write elsewhere (another --out)"
+        f"{target} is being written by another process: {describe_holder(holder)}, which "
+        f"holds {path}. {why}: wait for it to end or stop it, or write elsewhere (another "
+        "--out)"
     )
 
 
-def _previous_holder_still_there(run_dir: Path, path: Path, holder: dict[str, Any]) -> None:
+def _previous_holder_still_there(target: Path, path: Path, holder: dict[str, Any]) -> None:
     """The flock was free but the file names a holder: refuse when that holder may still
     be writing, else say that its lock is taken over."""
     here = socket.gethostname()
@@ -121,13 +132,13 @@ def _previous_holder_still_there(run_dir: Path, path: Path, holder: dict[str, An
         return
     if holder.get("host") != here:
         raise RunFolderBusy(
-            f"{run_dir} is locked by {describe_holder(holder)}, another host, which this "
+            f"{target} is locked by {describe_holder(holder)}, another host, which this "
             f"machine cannot check ({path}): if no process on {holder.get('host')} writes "
-            f"{run_dir} any more, delete {path} and run again; otherwise wait for it to end"
+            f"{target} any more, delete {path} and run again; otherwise wait for it to end"
         )
     if isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
         raise RunFolderBusy(
-            f"{run_dir}: its lock {path} names {describe_holder(holder)}; that pid is running "
+            f"{target}: its lock {path} names {describe_holder(holder)}; that pid is running "
             "but does not hold the lock (the file system may not support locks, or the pid "
             f"now belongs to another program). If pid {pid} is no fmcnet run, delete {path} "
             "and run again; otherwise wait for it to end"
@@ -136,7 +147,7 @@ def _previous_holder_still_there(run_dir: Path, path: Path, holder: dict[str, An
           "releasing it (killed?); taking the lock over", file=sys.stderr, flush=True)
 
 
-def _acquire(run_dir: Path, path: Path, what: str) -> int:
+def _acquire(target: Path, path: Path, what: str, why: str) -> int:
     """Take the lock: a file descriptor holding `path`'s flock, our record written in it."""
     import fcntl
 
@@ -157,7 +168,7 @@ def _acquire(run_dir: Path, path: Path, what: str) -> int:
                     time.sleep(0.05)
                     waited += 0.05
                     holder = _read_fd(fd)
-                raise _busy(run_dir, path, holder) from None
+                raise _busy(target, path, holder, why) from None
             except OSError as exc:  # no locks on this file system: the record alone decides
                 if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
                     raise
@@ -173,7 +184,7 @@ def _acquire(run_dir: Path, path: Path, what: str) -> int:
                 continue
             previous = _read_fd(fd)
             if previous is not None:
-                _previous_holder_still_there(run_dir, path, previous)
+                _previous_holder_still_there(target, path, previous)
             data = (json.dumps(record) + "\n").encode()
             try:
                 os.ftruncate(fd, 0)
@@ -205,7 +216,7 @@ def _held_by_parent(path: Path) -> bool:
     named = os.environ.get(PARENT_LOCK_ENV)
     if not named or os.path.realpath(named) != os.path.realpath(path):
         return False
-    holder = read_holder(path.parent)
+    holder = _read_path(path)
     return bool(holder) and holder.get("pid") == os.getppid() \
         and holder.get("host") == socket.gethostname()
 
@@ -225,7 +236,31 @@ def hold_run(run_dir: str | os.PathLike, what: str, *, enabled: bool = True) -> 
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(run_dir, exc, kept=False) from None
-    path = lock_path(run_dir)
+    try:
+        with _hold(run_dir, lock_path(run_dir), what, _WHY_FOLDER):
+            yield
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when empty: nothing was written
+
+
+@contextlib.contextmanager
+def hold_file(out: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold the lock of one output file, `<out>.lock` beside it (`pretrain --out W.pt`
+    writes W.pt, W.json and W.log), as `hold_run` holds a run folder's."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out.parent, exc, kept=False) from None
+    with _hold(out, out.with_name(out.name + LOCK_NAME), what, _WHY_FILE):
+        yield
+
+
+@contextlib.contextmanager
+def _hold(target: Path, path: Path, what: str, why: str) -> Iterator[None]:
+    """The lock file `path` of `target` held for the block (re-entrant in a process)."""
     key = os.path.realpath(path)
     with _held_guard:
         entry = _held.get(key)
@@ -241,7 +276,7 @@ def hold_run(run_dir: str | os.PathLike, what: str, *, enabled: bool = True) -> 
     if _held_by_parent(path):
         yield
         return
-    fd = _acquire(run_dir, path, what)
+    fd = _acquire(target, path, what, why)
     with _held_guard:
         _held[key] = [fd, 1]
     try:
@@ -250,6 +285,3 @@ def hold_run(run_dir: str | os.PathLike, what: str, *, enabled: bool = True) -> 
         with _held_guard:
             _held.pop(key, None)
         _release(path, fd)
-        if created:
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # only when empty: nothing was written

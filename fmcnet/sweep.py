@@ -63,6 +63,7 @@ from fmcnet.run_files import (
     read_metrics,
     read_results,
 )
+from fmcnet.run_lock import hold_run
 from fmcnet.stats import mean_std
 from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
@@ -632,27 +633,30 @@ def run_sweep(
     # rows that only reuse another row's result run that row instead
     to_run = list(dict.fromkeys(spec.rows[r].same_as or r for r in wanted))
     runs = [(name, seed) for name in to_run for seed in row_seeds(spec, spec.rows[name], seeds)]
-    failures: dict[str, str] = {}
-    bar = progress_bar(runs, desc="sweep", unit="run", disable=not progress)
-    for name, seed in bar:
-        row = spec.rows[name]
-        label = name if seed is None else f"{name} seed {seed}"
-        bar.set_postfix_str(label)
-        folder = row_run_folder(out_dir, name, seed)
-        status = run_status(spec, folder, profile)
-        if status["status"] in ("done", "conflict", "corrupt"):
-            if status["status"] == "corrupt":  # never trained over: the user decides
-                bar.write(f"{label}: corrupt, not run: {status['message']}")
-            continue
-        message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,
-                          kernel_name=kernel_name, seed=seed)
-        if message is not None:
-            failures[label] = message
-            output = spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG
-            bar.write(f"{label} failed: {message}\n  see {folder / output}")
-    bar.close()
-    collected = [row_status(spec, spec.rows[r], out_dir, profile, seeds) for r in wanted]
-    title = f"sweep {spec.path.name} · profile {profile or '(notebook default)'} · {out_dir}"
-    table = summary_markdown(collected, title=title)
-    atomic_write_text(out_dir / "summary.md", table)
+    # one sweep per folder of runs: a second one is refused, naming this one (each run's
+    # own folder is locked again by the `train` that writes it)
+    with hold_run(out_dir, "sweep"):
+        failures: dict[str, str] = {}
+        bar = progress_bar(runs, desc="sweep", unit="run", disable=not progress)
+        for name, seed in bar:
+            row = spec.rows[name]
+            label = name if seed is None else f"{name} seed {seed}"
+            bar.set_postfix_str(label)
+            folder = row_run_folder(out_dir, name, seed)
+            status = run_status(spec, folder, profile)
+            if status["status"] in ("done", "conflict", "corrupt"):
+                if status["status"] == "corrupt":  # never trained over: the user decides
+                    bar.write(f"{label}: corrupt, not run: {status['message']}")
+                continue
+            message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,
+                              kernel_name=kernel_name, seed=seed)
+            if message is not None:
+                failures[label] = message
+                output = spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG
+                bar.write(f"{label} failed: {message}\n  see {folder / output}")
+        bar.close()
+        collected = [row_status(spec, spec.rows[r], out_dir, profile, seeds) for r in wanted]
+        title = f"sweep {spec.path.name} · profile {profile or '(notebook default)'} · {out_dir}"
+        table = summary_markdown(collected, title=title)
+        atomic_write_text(out_dir / "summary.md", table)
     return table

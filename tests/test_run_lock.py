@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from fmcnet import run_folder
+from fmcnet import run_folder, sweep
 from fmcnet.cli import main
 from fmcnet.config import make_config
+from fmcnet.pretrain import PretrainRecipe, pretrain
 from fmcnet.run_lock import RunFolderBusy, hold_run, read_holder
 from fmcnet.train import train
 
@@ -76,12 +78,13 @@ def test_a_second_trainer_is_refused_before_any_work_and_ctrl_c_releases_the_loc
     assert steps == sorted(set(steps))  # one writer: every step once
 
 
-def _holder(run: Path) -> subprocess.Popen:
-    """A process that holds `run`'s lock, as train would, until it is killed."""
+def _holder(run: Path, how: str = "hold_run", what: str = "train") -> subprocess.Popen:
+    """A process that holds `run`'s lock (`hold_file`: the file's), as train would, until
+    it is killed."""
     code = textwrap.dedent(f"""
         import time
-        from fmcnet.run_lock import hold_run
-        with hold_run({str(run)!r}, "train"):
+        from fmcnet.run_lock import {how}
+        with {how}({str(run)!r}, {what!r}):
             print("held", flush=True)
             time.sleep(600)
     """)
@@ -161,3 +164,33 @@ def test_the_lock_is_reentrant_released_on_errors_and_leaves_no_empty_folder(tmp
         with hold_run(tmp_path, "train"):
             raise KeyboardInterrupt
     assert not (tmp_path / ".lock").exists() and tmp_path.exists()
+
+
+def test_a_second_sweep_or_pretrain_into_the_same_place_is_refused(tmp_path):
+    """A sweep holds its folder of runs (each run's train holds the run's folder); pretrain
+    holds `<out>.lock` for the weights, their record and log."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"runner": "train", "out": str(tmp_path / "sweep"),
+                                    "profile": "smoke", "rows": {"a": {}}}))
+    holder = _holder(tmp_path / "sweep", what="sweep")
+    try:
+        with pytest.raises(RunFolderBusy, match=rf"^{tmp_path / 'sweep'} is being written by "
+                                                rf"another process: sweep by pid {holder.pid} "):
+            sweep.run_sweep(spec, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "sweep" / "a").exists()  # nothing trained
+    out = tmp_path / "weights" / "standin.pt"
+    holder = _holder(out, how="hold_file", what="pretrain")
+    try:
+        with pytest.raises(RunFolderBusy) as caught:
+            pretrain(PretrainRecipe.smoke(), out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(caught.value).startswith(
+        f"{out} is being written by another process: pretrain by pid {holder.pid} ")
+    assert (f"which holds {out}.lock. A file has one writer at a time (two would replace each "
+            "other's output and its record): wait for it to end") in str(caught.value)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["standin.pt.lock"]  # left by the kill
