@@ -65,6 +65,7 @@ bench: venv
 	$(PY) bench/eval_speed.py --quick
 	$(PY) bench/data_pipeline.py --quick
 	$(PY) bench/browser_speed.py --quick
+	$(PY) bench/cpu_ranks.py --quick
 
 clean:
 	rm -rf .cache runs .pytest_cache

@@ -43,7 +43,8 @@ from PIL import Image
 from fmcnet.data.base import EvalSplit, ImageSet
 from fmcnet.evaluation.metrics import pairwise_distance
 from fmcnet.evaluation.protocols import _save_browsable
-from fmcnet.viz.browser import RankingBrowser, _toy_person
+from fmcnet.viz.browser import RankingBrowser
+from fmcnet.viz.toy import toy_person
 
 BASELINE = "27876f6"  # main before issue 26: one run, trial 0, the retrieval feature only
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,7 @@ def write_images(folder: Path, pids: np.ndarray, infrared: bool, rng: np.random.
     paths = []
     for i, p in enumerate(pids.tolist()):
         path = folder / f"{i:05d}.jpg"
-        Image.fromarray(_toy_person(rng, *colors[p], infrared, h=128, w=64)).save(path, quality=90)
+        Image.fromarray(toy_person(rng, *colors[p], infrared, h=128, w=64)).save(path, quality=90)
         paths.append(str(path))
     return paths
 

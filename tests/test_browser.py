@@ -364,15 +364,15 @@ def test_export_csv_and_view(tmp_path):
 
 
 def test_thumbnails_are_encoded_once(browser, monkeypatch):
-    import fmcnet.viz.browser as browser_mod
+    import fmcnet.viz.browser_html as html_mod  # where the browser's thumbnails are encoded
 
     browser.k_slider.value = 10
     n = len(browser.view)
     for pos in range(n):  # cold pass: encodes and caches thumbnails
         browser.query_slider.value = pos
     encoded = []
-    real = browser_mod._thumbnail
-    monkeypatch.setattr(browser_mod, "_thumbnail", lambda *a: encoded.append(1) or real(*a))
+    real = html_mod._thumbnail
+    monkeypatch.setattr(html_mod, "_thumbnail", lambda *a: encoded.append(1) or real(*a))
     t0 = time.perf_counter()
     for pos in range(n):
         browser.query_slider.value = (pos + 1) % n

@@ -21,7 +21,7 @@ _EXPORTS = {
     "plot_feature_map": "embedding",
     "RankingBrowser": "browser",
     "export_rankings": "browser",
-    "toy_rankings": "browser",
+    "toy_rankings": "toy",
     "demo_browser": "browser",
 }
 
