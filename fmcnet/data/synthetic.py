@@ -316,9 +316,14 @@ def cached_set(path: Path, expected: dict[str, Any], write: Callable[[bool], Any
     with _file_lock(path.with_name(path.name + ".lock")):
         if _is_current(path, expected, marker):  # another process finished while we waited
             return path
+        if path.exists() and not (path / marker).is_file():
+            # A cache entry without its marker is a leftover of a killed or older writer
+            # (the entry is this cache's, named by its key): removed here, since
+            # `overwrite` replaces only a folder that holds a set (`refuse_to_replace`).
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         try:
-            # A directory without a matching marker is a leftover or was written by
-            # another generator (not ours to keep): replace it.
+            # A set written with other parameters or by another generator (not ours to
+            # keep): replace it.
             write(path.exists())
         except FMCNetError:
             if not _is_current(path, expected, marker):
