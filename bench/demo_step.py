@@ -79,9 +79,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     from fmcnet_bench.trainer import Trainer
 
     h, w = spec["size"]
-    cfg = make_config("quick", pretrained=False, progress=False, device="cpu", height=h,
-                      width=w, channels_last=spec["channels_last"], cpu_amp=spec["cpu_amp"],
-                      **spec.get("overrides", {}))
+    # random weights: a step's time does not depend on them, and quick's stand-in file
+    # (pretrained_path, width 16) fits no other backbone_width (the full_width variants)
+    cfg = make_config("quick", pretrained=False, pretrained_path=None, progress=False,
+                      device="cpu", height=h, width=w, channels_last=spec["channels_last"],
+                      cpu_amp=spec["cpu_amp"], **spec.get("overrides", {}))
     ids, per_id = 16, 8
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(ids), per_id)

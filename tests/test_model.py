@@ -376,7 +376,7 @@ def test_narrow_backbone_has_no_imagenet_weights_but_loads_its_own_file(tmp_path
     from fmcnet.model.backbone import build_resnet, narrow_resnet
 
     with pytest.raises(ConfigError, match="backbone_width=16 has no ImageNet weights"):
-        make_config("quick", backbone_width=16, pretrained=True)
+        make_config("quick", backbone_width=16, pretrained=True, pretrained_path=None)
     with pytest.raises(ConfigError, match="multiple of 8"):
         make_config("quick", backbone_width=20)
     with pytest.raises(FMCNetError, match="needs backbone_width=64"):
