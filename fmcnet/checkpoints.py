@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fmcnet.config import Config, config_from_dict, plain
-from fmcnet.data.base import VIDataset
+from fmcnet.data.base import ImageSet, VIDataset
 from fmcnet.model import FMCNet
 from fmcnet.utils import FMCNetError, atomic_torch_save
 
@@ -105,11 +105,26 @@ def checkpoint_sha256(state: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def identities(images: ImageSet) -> set[str]:
+    """The people an image set shows, by the folder each image sits in: SYSU-MM01 and the
+    synthetic sets `cam<c>/<pid>/`, RegDB `Visible/<id>/` and `Thermal/<id>/`, LLCM
+    `cam<c>/<pid>/` ("0007" and "7" are one person). An image outside a numbered folder
+    counts by its pid. Never the labels alone: the owners' RegDB and LLCM lists number
+    each list's identities from 0, so equal labels in a training and a test list are
+    different people."""
+    out = set()
+    for path, pid in zip(images.paths, images.pids.tolist()):
+        folder = os.path.basename(os.path.dirname(path))
+        out.add(str(int(folder)) if folder.isdigit() else f"pid {pid}")
+    return out
+
+
 def dataset_signature(dataset: VIDataset) -> dict[str, Any]:
-    """What a checkpoint records of its training data: name, RegDB trial, sizes, and the
-    training identities (list and hash), so that evaluation can refuse a test split that
-    shares identities with them."""
+    """What a checkpoint records of its training data: name, RegDB trial, sizes, the
+    training labels (list and hash) and the training identities by folder (`identities`),
+    so that evaluation can refuse a test split that shares people with them."""
     pids = np.union1d(dataset.train.visible.pids, dataset.train.infrared.pids).astype(np.int64)
+    people = identities(dataset.train.visible) | identities(dataset.train.infrared)
     return {
         "name": dataset.name,
         "trial": dataset.trial,
@@ -118,7 +133,12 @@ def dataset_signature(dataset: VIDataset) -> dict[str, Any]:
         "infrared": len(dataset.train.infrared),
         "train_pids": pids.tolist(),
         "train_ids_sha256": hashlib.sha256(pids.tobytes()).hexdigest(),
+        "train_identities": sorted(people, key=_identity_order),
     }
+
+
+def _identity_order(key: str) -> tuple[int, int, str]:
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -215,14 +235,22 @@ def check_dataset(ckpt: dict[str, Any], dataset: VIDataset, path: Path, *,
 
 
 def _refuse_test_leakage(have: dict[str, Any], dataset: VIDataset, path: Path) -> None:
-    test: set[int] = set()
+    """Refuse to evaluate on test identities the checkpoint trained on, comparing people
+    (`identities`: the images' folders), never the lists' labels."""
+    test: set[str] = set()
     for split in dataset.splits.values():
-        test |= set(split.query.pids.tolist()) | set(split.gallery.pids.tolist())
-    if "train_pids" in have:
-        shared = sorted(test & set(have["train_pids"]))
+        test |= identities(split.query) | identities(split.gallery)
+    trained = None
+    if "train_identities" in have:
+        trained = set(have["train_identities"])
+    elif "train_pids" in have and have.get("name") == "sysu":
+        # an older checkpoint: its labels are the SYSU-MM01 layout's folder numbers
+        trained = {str(int(p)) for p in have["train_pids"]}
+    if trained is not None:
+        shared = sorted(test & trained, key=_identity_order)
         if not shared:
             return
-        shown = ", ".join(str(p) for p in shared[:8]) + (" ..." if len(shared) > 8 else "")
+        shown = ", ".join(shared[:8]) + (" ..." if len(shared) > 8 else "")
         overlap = f"{len(shared)} of its {len(test)} test identities ({shown}) are"
     elif have.get("trial") is not None and have.get("trial") != dataset.trial:
         # an older checkpoint without its identity list: another RegDB trial may overlap

@@ -48,14 +48,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     module = heldout if args.renderer == "heldout" else synthetic
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        # --overwrite replaces only a set synthesize wrote: the old folder is deleted.
-        if not (out / module.MARKER).is_file():
-            raise FMCNetError(
-                f"{out} already exists and holds no "
-                f"{'held-out' if module is heldout else 'synthetic'} set (no {module.MARKER}); "
-                "synthesize replaces only a set it wrote, so nothing of yours is deleted: "
-                "choose another --out"
-            )
+        # --overwrite replaces only a set synthesize wrote (the functions refuse the rest
+        # too): the old folder is deleted.
+        synthetic.refuse_to_replace(out, module.MARKER,
+                                    "held-out" if module is heldout else "synthetic")
         if not args.overwrite:
             raise FMCNetError(f"{out} already holds a synthetic set; pass --overwrite to replace "
                               "it, or choose another --out")
@@ -102,9 +98,9 @@ def _train_all_trials(args: argparse.Namespace) -> int:
     results.json is written once all of them are done.
     """
     from fmcnet.checkpoints import check_config, resume_keys
-    from fmcnet.config import load_yaml
     from fmcnet.evaluation.run import aggregate_trials
-    from fmcnet.run_folder import last_checkpoint, run_contents
+    from fmcnet.run_files import RunFileError, read_config, read_results
+    from fmcnet.run_folder import run_contents
     from fmcnet.train import train
 
     out = Path(args.out)
@@ -125,23 +121,21 @@ def _train_all_trials(args: argparse.Namespace) -> int:
         folder = folders[t]
         finished = folder / "results.json"
         if args.resume and finished.exists():
-            saved = {"config": load_yaml(folder / "config.yaml")}
+            try:
+                saved = {"config": read_config(folder)}
+                results = read_results(finished)
+            except RunFileError as exc:
+                advice = (f"trial {t}'s results file is damaged; move it aside and run again "
+                          "with --resume (the trial resumes from its last checkpoint)"
+                          if exc.path == finished else exc.advice)
+                raise FMCNetError(f"{exc.path} {exc.problem}: {advice}") from None
             check_config(saved, cfg, folder / "config.yaml", resume_keys(),
                          what=f"this sweep (trial {t})")
-            try:
-                results = json.loads(finished.read_text())
-            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-                results = exc
-            if not isinstance(results, dict):
-                found = (f"is not JSON ({results})" if isinstance(results, Exception)
-                         else f"holds a {type(results).__name__}, not the results mapping")
-                raise FMCNetError(
-                    f"{finished} {found}: trial {t}'s results file is damaged; move it aside "
-                    "and run again with --resume (the trial resumes from its last checkpoint)"
-                )
             print(f"trial {t}: finished earlier, results kept ({finished})")
         else:
-            resume = args.resume and last_checkpoint(folder).exists()
+            # an interrupted trial resumes (from step 0 when it stopped before its first
+            # checkpoint); one not started yet trains
+            resume = args.resume and bool(run_contents(folder))
             results = train(cfg, folder, resume=resume).results
         per_trial.append({**results, "trial": t})
     summary = aggregate_trials(per_trial)
@@ -152,10 +146,20 @@ def _train_all_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmcnet.run_lock import hold_run
+
+    if not args.run:
+        return _evaluate(args)
+    # `--run` files the evaluation under the run: one writer at a time (fmcnet.run_lock)
+    with hold_run(Path(args.run), "evaluate"):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from fmcnet.checkpoints import load_checkpoint, load_model_from_checkpoint
     from fmcnet.data import dataset_for_config
     from fmcnet.evaluation.run import evaluate_run, evaluation_folder
-    from fmcnet.run_folder import last_checkpoint, refuse_existing_results
+    from fmcnet.run_folder import check_run_checkpoint, last_checkpoint, refuse_existing_results
     from fmcnet.utils import pick_device
 
     if args.run:
@@ -173,6 +177,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         raise FMCNetError("evaluate needs --run RUN_DIR or --checkpoint FILE")
     ckpt = load_checkpoint(checkpoint)
+    if args.run:
+        check_run_checkpoint(run_dir, ckpt, checkpoint)
     saved = ckpt["config"]
     values = {k: v for k, v in saved.items() if k != "profile"}
     if args.dataset:
@@ -238,7 +244,9 @@ def _settings_filter(dataset, mode: str | None, shots: int | None) -> list[str] 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fmcnet.analysis import demo_config
-    from fmcnet.run_folder import last_checkpoint, read_metrics
+    from fmcnet.run_files import read_metrics
+    from fmcnet.run_folder import last_checkpoint
+    from fmcnet.run_lock import hold_run
     from fmcnet.train import train
     from fmcnet.viz.figures import plot_cmc, plot_training_curves, save_figure
 
@@ -250,10 +258,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fmcnet demo: profile 'quick' ({cfg.backbone}, {cfg.height}x{cfg.width}, "
           f"{cfg.epochs} epochs{', without L_' + ', L_'.join(off) if off else ''}) on the "
           f"built-in synthetic set -> {out}")
-    result = train(cfg, out, resume=args.resume or last_checkpoint(out).exists())
     figures = out / "figures"
-    save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
-    save_figure(plot_cmc(result.results), figures / "cmc.png")
+    with hold_run(out, "demo"):  # the run and its figures: one writer
+        result = train(cfg, out, resume=args.resume or last_checkpoint(out).exists())
+        save_figure(plot_training_curves(read_metrics(out)), figures / "training_curves.png")
+        save_figure(plot_cmc(result.results), figures / "cmc.png")
     _print_results(result.results)
     print(f"done in {time.perf_counter() - t0:.0f} s; run folder {out}, figures in {figures}")
     return 0

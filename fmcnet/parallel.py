@@ -10,7 +10,8 @@ therefore trains on `cpu_ranks` x P x K images per modality.
 
 The parent process prepares the data (the synthetic set, the image caches) before the
 ranks start, so they never build them twice, and passes every new metrics record to the
-caller's callback; `train()` then returns the finished run from its folder. A rank that fails stops
+caller's callback; `train()` then returns the finished run from its folder. The parent
+holds the run folder's lock (`fmcnet.run_lock`) while the ranks train under it. A rank that fails stops
 the others; Ctrl-C reaches every rank, which save and stop together (`InterruptGuard`).
 """
 
@@ -47,8 +48,13 @@ def _free_port() -> int:
 
 def _rank_main(target: Callable[..., Any], rank: int, world: int, port: int,
                cfg: dict[str, Any], run_dir: str, resume: bool, evaluate: bool) -> None:
+    from fmcnet.run_lock import PARENT_LOCK_ENV, lock_path
+
+    # the parent holds the run folder's lock for its ranks (`train` takes it around
+    # `run_cpu_ranks`): rank 0 writes under it instead of refusing itself
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      **{PARENT_LOCK_ENV: str(lock_path(run_dir))})
     try:
         target(config_from_dict(cfg), run_dir, resume=resume, evaluate=evaluate)
     except FMCNetError as exc:
@@ -129,5 +135,8 @@ def run_cpu_ranks(cfg: Config, run_dir: str | os.PathLike, target: Callable[...,
     if any(c == 130 for c in codes):
         raise KeyboardInterrupt
     if any(codes):
+        last = run_dir / "checkpoints" / "last.pt"
+        kept = (f"{last} keeps the last checkpoint" if last.exists() else
+                f"no checkpoint was written in {run_dir}")
         raise FMCNetError(f"training in {cfg.cpu_ranks} CPU ranks failed (exit codes {codes}; "
-                          f"each rank's message is above); {run_dir} keeps its last checkpoint")
+                          f"each rank's message is above); {kept}")

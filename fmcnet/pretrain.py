@@ -45,6 +45,7 @@ from PIL import Image
 from fmcnet.data.augment import TrainAugment, normalize
 from fmcnet.data.synthetic import DEFAULT_IMAGE_SIZE, VISIBLE_CAMS, render_images
 from fmcnet.model.backbone import narrow_resnet, set_last_stride
+from fmcnet.run_lock import hold_file
 from fmcnet.utils import FMCNetError, atomic_torch_save, atomic_write_json, git_commit
 
 # The generator seed of the stand-in population. The built-in VI set and every set the
@@ -210,6 +211,14 @@ def pretrain(recipe: PretrainRecipe, out: str | Path, *, command: str = "",
     if out.suffix != ".pt":
         raise FMCNetError(f"--out {out} must name a .pt file (the state dict); its .json and "
                           ".log are written beside it")
+    # one writer of out, its .json and its .log: a second pretrain into it is refused
+    with hold_file(out, "pretrain"):
+        return _pretrain(recipe, out, command, log)
+
+
+def _pretrain(recipe: PretrainRecipe, out: Path, command: str,
+              log: Callable[[str], None] | None) -> dict[str, Any]:
+    """`pretrain()` once it holds `out`'s lock."""
     lines: list[str] = []
 
     def say(msg: str) -> None:

@@ -1,8 +1,9 @@
 """The run folder: what makes a folder hold a run, and every file a run keeps there.
 
 ```
+<run>/.lock              who writes the folder now (fmcnet.run_lock: one writer at a time)
 <run>/config.yaml        the run's current configuration (save_config)
-<run>/metrics.jsonl      one record per logging interval (append_metrics / read_metrics)
+<run>/metrics.jsonl      one record per logging interval (append_metrics)
 <run>/resumes.jsonl      one line per resume: its step and the keys it changed
 <run>/checkpoints/       last.pt, best.pt (with validation), epoch_NNN.pt (keep_snapshots)
 <run>/results.json, results.md, eval/<setting>.npz      the evaluation after training
@@ -11,11 +12,13 @@
 ```
 
 `train()` refuses a folder that holds a run unless it resumes (`refuse_existing_run`,
-`resume_checkpoint`), then prepares it (`open_run_folder`: leftovers of killed writers
-removed, metrics after the resumed step dropped, the resume recorded, config.yaml
-written); the CLI refuses to evaluate into a folder that holds results
-(`refuse_existing_results`); the notebooks start a run afresh with `clear_run`. One list
-of names serves them all.
+`resume_checkpoint`; a run stopped before its first checkpoint is resumed from step 0),
+then prepares it (`open_run_folder`: leftovers of killed writers removed, metrics after
+the resumed step dropped, the resume recorded, config.yaml written); the CLI refuses to
+evaluate into a folder that holds results (`refuse_existing_results`) and `evaluate --run`
+a checkpoint that is not the run's (`check_run_checkpoint`); the notebooks start a run
+afresh with `clear_run`. One list of names serves them all. Every file is read back
+through `fmcnet.run_files`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,9 @@ from fmcnet.checkpoints import (
     saved_value,
 )
 from fmcnet.config import Config, plain, save_config
-from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans
+from fmcnet.run_files import read_config
+from fmcnet.run_lock import hold_run
+from fmcnet.utils import FMCNetError, atomic_write_text, remove_orphans, write_error
 
 # What makes a folder hold a run: training refuses to start over any of these.
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "results.json", "checkpoints")
@@ -56,15 +62,29 @@ def run_contents(run_dir: str | os.PathLike) -> list[str]:
     return [name for name in RUN_MARKERS if (run_dir / name).exists()]
 
 
+def stopped_before_first_checkpoint(run_dir: Path) -> bool:
+    """A run that `train()` started and that stopped (killed, Ctrl-C, an error) before it
+    wrote `checkpoints/last.pt`: its config.yaml is there, no checkpoint, no results."""
+    return ((run_dir / "config.yaml").is_file() and not last_checkpoint(run_dir).exists()
+            and not (run_dir / "results.json").exists()
+            and not (run_dir / "evaluations").exists())
+
+
 def refuse_existing_run(run_dir: Path) -> None:
     """Training into a folder that holds a run is refused, naming what it holds."""
     found = run_contents(run_dir)
-    if found:
-        resumable = last_checkpoint(run_dir).exists()
-        advice = ("pass --resume to continue it, or choose another --out" if resumable else
-                  "it has no checkpoints/last.pt to resume from; choose another --out, or "
+    if not found:
+        return
+    if last_checkpoint(run_dir).exists():
+        advice = "pass --resume to continue it, or choose another --out"
+    elif stopped_before_first_checkpoint(run_dir):
+        advice = ("it stopped before its first checkpoint (no checkpoints/last.pt): pass "
+                  "--resume to train it again from step 0 with the configuration in its "
+                  "config.yaml, or choose another --out")
+    else:
+        advice = ("it has no checkpoints/last.pt to resume from; choose another --out, or "
                   f"delete {run_dir} to start over")
-        raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
+    raise FMCNetError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
 
 
 def refuse_existing_results(out: Path) -> None:
@@ -77,15 +97,38 @@ def refuse_existing_results(out: Path) -> None:
         )
 
 
-def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any]:
-    """The checkpoint to resume, checked against `cfg` before any data is touched."""
+def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
+    """The checkpoint to resume, checked against `cfg` before any data is touched; None
+    for a run stopped before its first checkpoint, which resumes from step 0 (its
+    config.yaml must match `cfg` as a checkpoint's configuration would)."""
     last_path = last_checkpoint(run_dir)
     if not last_path.exists():
         found = run_contents(run_dir)
-        what = (f"holds a run ({', '.join(found)}) but no checkpoint {last_path} (deleted?)"
-                if found else f"has no checkpoint {last_path}")
-        raise FMCNetError(f"--resume: {run_dir} {what}; there is nothing to resume: train "
-                          "without --resume into another --out")
+        if stopped_before_first_checkpoint(run_dir):
+            differ = _differences(read_config(run_dir), cfg.to_dict(), "its config.yaml",
+                                  "this run")
+            if differ:
+                raise CheckpointMismatch(
+                    f"--resume: {run_dir} stopped before its first checkpoint with another "
+                    "configuration than this one:\n  - " + "\n  - ".join(differ) + "\n"
+                    f"resume it with the configuration in {run_dir / 'config.yaml'} (e.g. "
+                    f"--config {run_dir / 'config.yaml'}), or train this one into another --out"
+                )
+            print(f"{run_dir} stopped before its first checkpoint: training it again from "
+                  "step 0", file=sys.stderr, flush=True)
+            return None
+        if not found:
+            raise FMCNetError(f"--resume: {run_dir} holds no run (no {last_path}); there is "
+                              "nothing to resume: train without --resume")
+        why = ("its evaluation is there (results.json or evaluations/): it finished and its "
+               "checkpoints were removed since" if (run_dir / "results.json").exists()
+               or (run_dir / "evaluations").exists()
+               else "nor the config.yaml train() writes first, so it is no run train() left")
+        raise FMCNetError(
+            f"--resume: {run_dir} holds {', '.join(found)} but no checkpoint {last_path}, "
+            f"{why}; there is nothing to resume: train into another --out, or delete "
+            f"{run_dir} to train it again"
+        )
     ckpt = load_checkpoint(last_path)
     check_config(ckpt, cfg, last_path, resume_keys(), what="the resumed run")
     if cfg.epochs < ckpt["epoch"]:
@@ -96,10 +139,42 @@ def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any]:
     return ckpt
 
 
-def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None) -> None:
+def check_run_checkpoint(run_dir: Path, ckpt: dict[str, Any], path: Path) -> None:
+    """`evaluate --run`: the checkpoint is the run's own -- its configuration matches the
+    run's config.yaml on every key a resume would check (the data set among them), so an
+    evaluation filed under the run describes the run."""
+    config = read_config(run_dir, missing_ok=True)
+    if config is None:
+        raise CheckpointMismatch(
+            f"{run_dir} has a checkpoint {path} but no config.yaml, so nothing says the "
+            "checkpoint is this run's: evaluate it with --checkpoint (its results go to "
+            "runs/evaluations/), not --run"
+        )
+    differ = _differences(ckpt["config"], config, "checkpoint", "config.yaml")
+    if differ:
+        raise CheckpointMismatch(
+            f"checkpoint {path} is not run {run_dir}'s: it does not match "
+            f"{run_dir / 'config.yaml'}:\n  - " + "\n  - ".join(differ) + "\n"
+            "its evaluation would be filed under a run it does not describe (another run's "
+            "checkpoint copied there?): evaluate it with --checkpoint (its results go to "
+            "runs/evaluations/), or put the run's own checkpoint back"
+        )
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> list[str]:
+    """`key: <name_a> has x, <name_b> has y` for every key a resume checks that differs."""
+    return [f"{k}: {name_a} has {saved_value(a, k)!r}, {name_b} has {saved_value(b, k)!r}"
+            for k in resume_keys() if saved_value(a, k) != saved_value(b, k)]
+
+
+def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None, *,
+                    restart: bool = False) -> None:
     """Make the folder ready to train into: created, the temporary files of killed writers
     removed; on a resume the metrics after the checkpoint's step dropped and the resume
-    recorded; config.yaml written."""
+    recorded; on a `restart` (a run stopped before its first checkpoint) the stopped
+    attempt's files removed; config.yaml written."""
+    if restart:
+        clear_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for folder in (run_dir, run_dir / "checkpoints"):
         remove_orphans(folder)  # temporary files of writers that were killed
@@ -107,6 +182,15 @@ def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None) -> 
         truncate_metrics(run_dir / "metrics.jsonl", int(ckpt["global_step"]))
         record_resume(run_dir, ckpt, cfg)
     save_config(cfg, run_dir / "config.yaml")
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line at the end of `path`; a full disk names the file."""
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise write_error(path, exc, kept=False) from None
 
 
 def record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
@@ -118,8 +202,7 @@ def record_resume(run_dir: Path, ckpt: dict[str, Any], cfg: Config) -> None:
                if saved_value(ckpt["config"], k) != plain(getattr(cfg, k))}
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": ckpt["epoch"],
               "global_step": ckpt["global_step"], "changed": changed}
-    with open(run_dir / "resumes.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    _append_line(run_dir / "resumes.jsonl", record)
 
 
 def truncate_metrics(path: Path, global_step: int) -> None:
@@ -140,27 +223,22 @@ def truncate_metrics(path: Path, global_step: int) -> None:
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """One record (a logging interval) at the end of metrics.jsonl."""
-    with open(run_dir / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every record of metrics.jsonl, in order; empty before the first one."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in open(path) if line.strip()]
+    _append_line(run_dir / "metrics.jsonl", record)
 
 
 def clear_run(run_dir: str | os.PathLike) -> None:
     """Delete a run folder's checkpoints, logs and evaluation outputs, nothing else.
 
     A papermill output notebook (the sweep's) or the user's own files may live there.
+    Refused while another process writes the folder (`fmcnet.run_lock`).
     """
     run_dir = Path(run_dir)
-    for stale in RUN_FOLDERS:
-        shutil.rmtree(run_dir / stale, ignore_errors=True)
-    for stale in RUN_FILES:
-        (run_dir / stale).unlink(missing_ok=True)
-    for events in run_dir.glob("events.out.tfevents.*"):
-        events.unlink()
+    if not run_dir.exists():
+        return
+    with hold_run(run_dir, "clear_run"):
+        for stale in RUN_FOLDERS:
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
+        for stale in RUN_FILES:
+            (run_dir / stale).unlink(missing_ok=True)
+        for events in run_dir.glob("events.out.tfevents.*"):
+            events.unlink()

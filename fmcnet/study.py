@@ -28,32 +28,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fmcnet.analysis.ablations import COUPLING_TABLE, coupling_of, table_title
 from fmcnet.stats import compare
 from fmcnet.sweep import DISCRIMINATOR_KEYS, SweepSpec, collect_sweep, default_out, load_spec
 from fmcnet.utils import atomic_write_json, atomic_write_text
 
 
-def _run_config(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The configuration of the row's first run that has one (config.yaml), or {}."""
-    for folder in row.get("run_folders") or []:
-        path = Path(folder) / "config.yaml"
-        if path.is_file():
-            return yaml.safe_load(path.read_text()) or {}
-    return {}
-
-
 def study_rows(spec: SweepSpec | str | os.PathLike, *, profile: str | None = None,
                out: str | os.PathLike | None = None, seeds: list[int] | None = None
                ) -> list[dict[str, Any]]:
-    """The sweep's rows (`collect_sweep`) with each row's run configuration added."""
+    """The sweep's rows (`collect_sweep`), each with `config`, the configuration of its
+    first run that has one (its config.yaml, read by `fmcnet.run_files`; a damaged one
+    makes the row "corrupt")."""
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
-    rows = collect_sweep(spec, profile=profile, out=out, seeds=seeds)
-    for row in rows:
-        row["config"] = _run_config(row)
-    return rows
+    return collect_sweep(spec, profile=profile, out=out, seeds=seeds)
 
 
 def series(by_name: Mapping[str, Mapping[str, Any]], side: str, ids: str, metric: str

@@ -36,13 +36,13 @@ folder; the train runner calls `python -m fmcnet train` in a subprocess (its out
 `train.log`), which resumes an interrupted run from its last checkpoint. A run whose
 `results.json` exists (from the same profile) is skipped on a re-run; a failing run is
 reported (message and output notebook or log) without stopping the others and retried on
-the next run. A row with seeds reports the mean and the sample standard deviation (n - 1)
+the next run; a run whose files cannot be read (`fmcnet.run_files`) is reported "corrupt",
+naming the file, and never trained over. A row with seeds reports the mean and the sample standard deviation (n - 1)
 over its finished seeds, of R1 / mAP and of every number in results.json["features"].
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -56,6 +56,14 @@ from typing import Any
 import yaml
 
 from fmcnet.config import DuplicateKeyError, load_unique_yaml
+from fmcnet.run_files import (
+    RunFileError,
+    read_config,
+    read_json_file,
+    read_metrics,
+    read_results,
+)
+from fmcnet.run_lock import hold_run
 from fmcnet.stats import mean_std
 from fmcnet.utils import FMCNetError, atomic_write_json, atomic_write_text
 
@@ -267,10 +275,9 @@ def default_out(spec: SweepSpec, profile: str | None) -> Path:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    """A JSON object of a run folder (the sweep's own files too), None when missing; a
+    damaged one raises `RunFileError` naming it (the row is reported "corrupt")."""
+    return read_json_file(path, missing_ok=True)
 
 
 def _metrics(results: dict[str, Any], setting: str | None) -> tuple[str | None, dict]:
@@ -327,11 +334,8 @@ def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
     # the held-out validation ids (validate=true): where a study makes its choices
     val = (results.get("settings") or {}).get(VAL_SETTING) or {}
     out.update({f"val/{k}": float(val[k]) for k in ("R1", "mAP", "mINP") if k in val})
-    last: dict[str, Any] = {}
-    with contextlib.suppress(OSError):
-        lines = [line for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        with contextlib.suppress(json.JSONDecodeError, IndexError):
-            last = json.loads(lines[-1])
+    records = read_metrics(folder)
+    last = records[-1] if records else {}
     out.update({k: float(v) for k, v in last.items()
                 if (k.startswith(("omega/", "hinge/")) or k in DISCRIMINATOR_KEYS)
                 and isinstance(v, (int, float))})
@@ -339,11 +343,23 @@ def run_diagnostics(folder: Path, results: dict[str, Any]) -> dict[str, float]:
 
 
 def run_status(spec: SweepSpec, folder: Path, profile: str | None) -> dict[str, Any]:
-    """What is on disk in one run folder: status "done", "failed", "conflict" or "not run"."""
+    """What is on disk in one run folder: status "done", "failed", "conflict", "corrupt"
+    (a run file that cannot be read: the message names it) or "not run"; `config` is the
+    run's config.yaml ({} when it has none)."""
     output = folder / (spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG)
     info: dict[str, Any] = {"folder": str(folder), "status": "not run", "message": "",
-                            "R1": None, "mAP": None, "notebook": str(output)}
-    results = _read_json(folder / "results.json")
+                            "R1": None, "mAP": None, "notebook": str(output), "config": {}}
+    try:
+        return _run_status(spec, folder, profile, info)
+    except RunFileError as exc:
+        info.update(status="corrupt", message=str(exc), R1=None, mAP=None)
+        return info
+
+
+def _run_status(spec: SweepSpec, folder: Path, profile: str | None,
+                info: dict[str, Any]) -> dict[str, Any]:
+    info["config"] = read_config(folder, missing_ok=True) or {}
+    results = read_results(folder, missing_ok=True)
     if results is not None:
         if profile is not None and results.get("profile") not in (None, profile):
             info["status"] = "conflict"
@@ -389,8 +405,10 @@ def row_status(spec: SweepSpec, row: SweepRow, out: Path, profile: str | None,
         "status": "not run", "message": f"same model as {row.same_as}" if row.same_as else "",
     }
     info["notebook"] = next(iter(runs.values()))["notebook"]
+    info["config"] = next((r["config"] for r in runs.values() if r["config"]), {})
     done = {seed: r for seed, r in runs.items() if r["status"] == "done"}
-    problems = [(seed, r) for seed, r in runs.items() if r["status"] in ("conflict", "failed")]
+    problems = [(seed, r) for seed, r in runs.items()
+                if r["status"] in ("conflict", "corrupt", "failed")]
     messages = [info["message"]] if info["message"] else []
     if problems:
         seed, r = problems[0]
@@ -552,10 +570,16 @@ def _train_run(row: SweepRow, folder: Path, profile: str | None,
         cmd += ["--profile", profile]
     if row.config:
         cmd += ["--config", str(_resolve(row.config))]
-    if (folder / "checkpoints" / "last.pt").is_file():
+    # an interrupted run resumes: from its last checkpoint, or from step 0 when it stopped
+    # before the first (its config.yaml is there, written first)
+    if (folder / "checkpoints" / "last.pt").is_file() or (folder / "config.yaml").is_file():
         cmd.append("--resume")
     cmd += [f"{k}={_cli_value(v)}" for k, v in {"progress": False, **overrides}.items()]
     log = folder / TRAIN_LOG
+    try:  # the provenance of earlier attempts, read before this one is made
+        record = _read_json(folder / RUN_FILE) or {"attempts": []}
+    except RunFileError as exc:
+        return _fail(folder, str(exc), log)
     started = time.time()
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
@@ -563,7 +587,7 @@ def _train_run(row: SweepRow, folder: Path, profile: str | None,
         code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT,
                                cwd=str(_resolve(".")))
     # Provenance of every attempt (an interrupted run resumes: its attempts add up).
-    record = _read_json(folder / RUN_FILE) or {"attempts": []}
+    record.setdefault("attempts", [])
     record["attempts"].append({
         "command": cmd, "exit": code, "wall_s": round(time.time() - started, 1),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -609,24 +633,30 @@ def run_sweep(
     # rows that only reuse another row's result run that row instead
     to_run = list(dict.fromkeys(spec.rows[r].same_as or r for r in wanted))
     runs = [(name, seed) for name in to_run for seed in row_seeds(spec, spec.rows[name], seeds)]
-    failures: dict[str, str] = {}
-    bar = progress_bar(runs, desc="sweep", unit="run", disable=not progress)
-    for name, seed in bar:
-        row = spec.rows[name]
-        label = name if seed is None else f"{name} seed {seed}"
-        bar.set_postfix_str(label)
-        folder = row_run_folder(out_dir, name, seed)
-        if run_status(spec, folder, profile)["status"] in ("done", "conflict"):
-            continue
-        message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,
-                          kernel_name=kernel_name, seed=seed)
-        if message is not None:
-            failures[label] = message
-            output = spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG
-            bar.write(f"{label} failed: {message}\n  see {folder / output}")
-    bar.close()
-    collected = [row_status(spec, spec.rows[r], out_dir, profile, seeds) for r in wanted]
-    title = f"sweep {spec.path.name} · profile {profile or '(notebook default)'} · {out_dir}"
-    table = summary_markdown(collected, title=title)
-    atomic_write_text(out_dir / "summary.md", table)
+    # one sweep per folder of runs: a second one is refused, naming this one (each run's
+    # own folder is locked again by the `train` that writes it)
+    with hold_run(out_dir, "sweep"):
+        failures: dict[str, str] = {}
+        bar = progress_bar(runs, desc="sweep", unit="run", disable=not progress)
+        for name, seed in bar:
+            row = spec.rows[name]
+            label = name if seed is None else f"{name} seed {seed}"
+            bar.set_postfix_str(label)
+            folder = row_run_folder(out_dir, name, seed)
+            status = run_status(spec, folder, profile)
+            if status["status"] in ("done", "conflict", "corrupt"):
+                if status["status"] == "corrupt":  # never trained over: the user decides
+                    bar.write(f"{label}: corrupt, not run: {status['message']}")
+                continue
+            message = run_row(spec, row, out_dir, profile=profile, overrides=overrides,
+                              kernel_name=kernel_name, seed=seed)
+            if message is not None:
+                failures[label] = message
+                output = spec.notebook.name if spec.runner == "notebook" else TRAIN_LOG
+                bar.write(f"{label} failed: {message}\n  see {folder / output}")
+        bar.close()
+        collected = [row_status(spec, spec.rows[r], out_dir, profile, seeds) for r in wanted]
+        title = f"sweep {spec.path.name} · profile {profile or '(notebook default)'} · {out_dir}"
+        table = summary_markdown(collected, title=title)
+        atomic_write_text(out_dir / "summary.md", table)
     return table

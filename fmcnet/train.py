@@ -8,14 +8,14 @@
     at the end of every `checkpoint_every`-th epoch: validate, save (Checkpointer)
 
 The parts come from one builder (`fmcnet.assembly`), the checkpoints' contents and checks
-from `fmcnet.checkpoints`, the run folder's files from `fmcnet.run_folder`, the final
-evaluation from `fmcnet.evaluation.run`. Ctrl-C finishes the step in flight and saves it
-(`InterruptGuard`), so a resumed run equals an uninterrupted one bit for bit.
+from `fmcnet.checkpoints`, the run folder's files from `fmcnet.run_folder` (one writer at
+a time: `fmcnet.run_lock`), the final evaluation from `fmcnet.evaluation.run`. Ctrl-C
+finishes the step in flight and saves it (`InterruptGuard`), so a resumed run equals an
+uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -44,14 +44,15 @@ from fmcnet.model import FMCNet
 from fmcnet.model.backbone import check_pretrained
 from fmcnet.optim import align_factor, lr_factor
 from fmcnet.parallel import run_cpu_ranks, wants_cpu_ranks
+from fmcnet.run_files import read_metrics, read_results
 from fmcnet.run_folder import (
     append_metrics,
     last_checkpoint,
     open_run_folder,
-    read_metrics,
     refuse_existing_run,
     resume_checkpoint,
 )
+from fmcnet.run_lock import hold_run
 from fmcnet.tensorboard_log import TensorBoardLog
 from fmcnet.utils import FMCNetError, git_commit, pick_device, seed_everything
 
@@ -145,15 +146,18 @@ class MetricsLog:
     """The loss terms of every step, kept on the device and written once per interval.
 
     `add` stacks a step's terms (no device sync); `flush` syncs once, refuses a non-finite
-    term (`NonFiniteLoss`), and writes one record -- the interval's mean of every term,
-    the LR, the alignment weight, the SFF weights, images/s -- to metrics.jsonl (main
-    process), TensorBoard and the callback; `history` keeps every record of this call.
+    term (`NonFiniteLoss`, saying which checkpoint the folder keeps), and writes one
+    record -- the interval's mean of every term, the LR, the alignment weight, the SFF
+    weights, images/s -- to metrics.jsonl (main process), TensorBoard and the callback;
+    `history` keeps every record of this call.
     """
 
     def __init__(self, parts: Assembly, run_dir: Path, *, write: bool,
-                 callback: Callable[[dict[str, Any]], None] | None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None,
+                 kept: Callable[[], str]) -> None:
         self.parts, self.cfg, self.run_dir = parts, parts.cfg, run_dir
         self.write, self.callback = write, callback
+        self.kept = kept  # what the run folder keeps to continue from (`Checkpointer.kept`)
         self.history: list[dict[str, Any]] = []
         self.pending: list[torch.Tensor] = []  # per-step loss terms, synced once per interval
         self.term_names: list[str] | None = None
@@ -188,8 +192,7 @@ class MetricsLog:
             step = pos.global_step - len(taken) + row + 1
             raise NonFiniteLoss(
                 f"loss term {names[col]!r} became {values[row, col].item()} at step {step} "
-                f"(epoch {pos.epoch + 1}); stopping. The last good checkpoint stays at "
-                f"{last_checkpoint(self.run_dir)}"
+                f"(epoch {pos.epoch + 1}); stopping. {self.kept()}"
             )
         elapsed = time.perf_counter() - self.started
         record = {
@@ -249,6 +252,8 @@ class Checkpointer:
 
     def close_epoch(self, done: int, global_step: int, val_map: float | None) -> None:
         if not self.write:
+            # the main process writes it; every rank's messages (`kept`) say it exists
+            self.saved = {"epoch": done, "global_step": global_step}
             return
         if val_map is not None and val_map > self.best["mAP"]:
             candidate = {"mAP": val_map, "epoch": done}
@@ -272,6 +277,19 @@ class Checkpointer:
                  f"epoch {pos.closed + 1}, step {pos.global_step - pos.closed * pos.steps_per_epoch}")
         return (f"interrupted: saved {where} (global step {pos.global_step}) to {self.last}; "
                 "run again with --resume to continue")
+
+    def kept(self) -> str:
+        """What the folder keeps to continue from, for a run that stops on an error."""
+        if self.saved:
+            return (f"The last checkpoint, {self.last} (epoch {self.saved['epoch']}, global "
+                    f"step {self.saved['global_step']}), was written before it; a --resume "
+                    "from it trains the same steps again, so change what made the loss "
+                    "diverge (e.g. a lower lr) and train into another --out")
+        return (f"No checkpoint was written (the first comes at the end of epoch "
+                f"{min(self.cfg.checkpoint_every, self.cfg.epochs)}): {self.last.parent.parent} "
+                "holds the configuration and the metrics of the steps trained, nothing to "
+                "continue from; change what made the loss diverge (e.g. a lower lr) and train "
+                "into another --out, or delete the folder and train into it again")
 
     def nothing_saved(self) -> str:
         kept = (f"{self.last} keeps the last checkpoint" if self.last.exists()
@@ -304,25 +322,41 @@ def train(
     `callback` receives every metrics record (the notebooks draw live curves with it).
     A folder that already holds a run is refused unless `resume=True`, which continues
     `checkpoints/last.pt` exactly (same batches, RNG and LR schedule) and requires the
-    configuration to match it except for `RESUME_SAFE_KEYS`. Ctrl-C finishes the step in
-    flight and saves it (see `InterruptGuard`).
+    configuration to match it except for `RESUME_SAFE_KEYS` (a run stopped before its
+    first checkpoint starts again from step 0). Ctrl-C finishes the step in flight and
+    saves it (see `InterruptGuard`). While another process writes `run_dir` the call is
+    refused before any work (`fmcnet.run_lock`).
     """
+    validate(cfg)  # a Config built by hand gets the checks make_config applies
+    run_dir = Path(run_dir)
+    what = "train --resume" if resume else "train"
+    if wants_cpu_ranks(cfg, pick_device(cfg.device)):  # cpu_ranks: one process per rank
+        with hold_run(run_dir, what):  # the ranks write under this process's lock
+            run_cpu_ranks(cfg, run_dir, train, resume=resume, evaluate=evaluate,
+                          callback=callback)
+            return _finished_run(cfg, run_dir, evaluate)
+    rank, world = _distributed()
+    # One writer per run folder: a second train or evaluate is refused before any work,
+    # naming this one; the lock goes however the run ends (fmcnet.run_lock).
+    with hold_run(run_dir, what, enabled=rank == 0):
+        return _train(cfg, run_dir, rank, world, resume=resume, dataset=dataset,
+                      evaluate=evaluate, callback=callback)
+
+
+def _train(cfg: Config, run_dir: Path, rank: int, world: int, *, resume: bool,
+           dataset: VIDataset | None, evaluate: bool,
+           callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+    """`train()` in the run folder it holds, as rank `rank` of `world`."""
     from fmcnet.data import dataset_for_config
 
-    validate(cfg)  # a Config built by hand gets the checks make_config applies
-    if wants_cpu_ranks(cfg, pick_device(cfg.device)):  # cpu_ranks: one process per rank
-        run_cpu_ranks(cfg, run_dir, train, resume=resume, evaluate=evaluate, callback=callback)
-        return _finished_run(cfg, Path(run_dir), evaluate)
     # The code that trains is the code of this moment: results.json names it, not the
     # commit the working tree has reached by the time the evaluation ends.
     commit = git_commit()
-    run_dir = Path(run_dir)
-    rank, world = _distributed()
     is_main = rank == 0
     show = cfg.progress and is_main
 
     # The cheap checks come first: the folder, the checkpoint's configuration, the device.
-    ckpt = resume_checkpoint(run_dir, cfg) if resume else None
+    ckpt = resume_checkpoint(run_dir, cfg) if resume else None  # None: a restart from step 0
     if not resume and is_main:
         refuse_existing_run(run_dir)
     device = _training_device(cfg, world)
@@ -348,8 +382,10 @@ def train(
         if is_main:
             print(f"resuming {run_dir} at epoch {pos.closed + 1}/{cfg.epochs}, step "
                   f"{pos.global_step} (lr factor {lr_factor(cfg, pos.global_step, spe):.4g})")
-    log = MetricsLog(parts, run_dir, write=is_main, callback=callback)
     saver = Checkpointer(parts, dataset, run_dir, best, write=is_main)
+    if ckpt is not None:  # last.pt holds the resumed state until the next one is written
+        saver.saved = {"epoch": pos.closed, "global_step": pos.global_step}
+    log = MetricsLog(parts, run_dir, write=is_main, callback=callback, kept=saver.kept)
     guard = InterruptGuard()
     # in a log the per-epoch lines say it all: the outer bar stays silent there
     epochs = _progress(range(pos.closed, cfg.epochs), show, desc="epochs", unit="epoch",
@@ -360,7 +396,7 @@ def train(
             # the folder is written under the guard: from its first file on, an interrupt
             # leaves a checkpoint to resume
             if is_main:
-                open_run_folder(run_dir, cfg, ckpt)
+                open_run_folder(run_dir, cfg, ckpt, restart=resume and ckpt is None)
             # a resumed run drops the events an interrupted attempt wrote after its checkpoint
             log.open_tensorboard(enabled=cfg.tensorboard and is_main,
                                  purge_step=pos.global_step + 1 if ckpt is not None else None)
@@ -429,9 +465,7 @@ def _finished_run(cfg: Config, run_dir: Path, evaluate: bool) -> TrainResult:
     best = last.with_name("best.pt")
     chosen = best if cfg.validate and cfg.keep_best_val and best.exists() else last
     model, _ = load_model_from_checkpoint(chosen, cfg)
-    results = None
-    if evaluate and (run_dir / "results.json").is_file():
-        results = json.loads((run_dir / "results.json").read_text())
+    results = read_results(run_dir, missing_ok=True) if evaluate else None
     return TrainResult(run_dir, model, dataset_for_config(cfg), cfg, results, read_metrics(run_dir))
 
 

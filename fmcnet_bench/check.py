@@ -5,6 +5,7 @@ after each (`python -m fmcnet gpu-check`, `make gpu-check`; see `fmcnet_bench`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -106,6 +107,12 @@ def run_check(out_dir: str | os.PathLike, *, device: str = "auto", tiny: bool = 
               compile: bool = True, log: Callable[[str], None] | None = None
               ) -> dict[str, Any]:
     """Run the check; returns the result written to `out_dir`/gpu-check.json."""
+    if not (isinstance(budget_s, (int, float)) and math.isfinite(budget_s) and budget_s > 0):
+        # with no time left every section is skipped: a check that checks nothing
+        raise FMCNetError(
+            f"budget_s must be a positive, finite number of seconds (the time all sections "
+            f"share; default 400), got {budget_s!r}: with none left every section would be "
+            "skipped and nothing checked")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = pick_device(device)
     if dev.type != "cuda" and not tiny:

@@ -136,11 +136,14 @@ def make_regdb_tree(
     images_per_id: int = 2,
     trials: Iterable[int] = (1,),
     size: tuple[int, int] = (16, 8),
+    labels_from_zero: bool = False,
 ) -> Path:
     """A RegDB tree: Visible/<id>/, Thermal/<id>/ and idx/{train,test}_{visible,thermal}_{t}.txt.
 
     Ids are 1..num_ids; trial t puts a seeded (rng t) half of them in training and the
-    rest in test; list labels are the ids.
+    rest in test; list labels are the ids, or with `labels_from_zero` as in the owners'
+    lists: each list numbers its identities 0, 1, ... in order, so a training list and a
+    test list share labels but no person.
     """
     root = Path(root)
     for pid in range(1, num_ids + 1):
@@ -155,7 +158,8 @@ def make_regdb_tree(
         parts = {"train": sorted(order[: num_ids // 2]), "test": sorted(order[num_ids // 2:])}
         for part, pids in parts.items():
             for mod, folder, letter in (("visible", "Visible", "v"), ("thermal", "Thermal", "t")):
-                lines = [f"{folder}/{p}/{letter}_{p:04d}_{k}.bmp {p}"
+                label = {p: i if labels_from_zero else p for i, p in enumerate(pids)}
+                lines = [f"{folder}/{p}/{letter}_{p:04d}_{k}.bmp {label[p]}"
                          for p in pids for k in range(1, images_per_id + 1)]
                 (root / "idx" / f"{part}_{mod}_{t}.txt").write_text("\n".join(lines) + "\n")
     return root

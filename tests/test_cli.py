@@ -117,6 +117,72 @@ def test_regdb_evaluation_is_trial_safe(tmp_path, capsys):
         "and data settings); drop profile=quick")
 
 
+def test_regdb_lists_numbered_from_zero_are_evaluated_and_a_real_leak_is_refused(tmp_path,
+                                                                                 capsys):
+    """The owners' RegDB (and LLCM) lists number each list's identities from 0: training
+    labels 0..3 and test labels 0..3 are eight different people, yet evaluation compared
+    labels and refused every real copy. It compares people, by identity folder, now."""
+    from pathlib import Path
+
+    from fixtures import make_regdb_tree
+
+    from fmcnet.config import make_config
+    from fmcnet.data import load_regdb
+
+    root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2, trials=(1, 2),
+                           labels_from_zero=True)
+    trial1, trial2 = load_regdb(root, trial=1), load_regdb(root, trial=2)
+    labels = set(trial1.train.visible.pids.tolist())
+    assert labels == set(trial1.splits["visible_to_infrared"].query.pids.tolist()) == {0, 1, 2, 3}
+    run = tmp_path / "run"
+    train(make_config("smoke", dataset="regdb", data_root=str(root), trial=1, epochs=1,
+                      steps_per_epoch=1), run, evaluate=False)
+    assert main(["evaluate", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trial"] == 1
+    # trial 2 tests people trial 1 trained on: refused, the people named by their folders
+    trained = {Path(p).parent.name for p in trial1.train.visible.paths}
+    tested = {Path(p).parent.name for p in trial2.splits["visible_to_infrared"].query.paths}
+    shared = sorted(trained & tested, key=int)
+    assert shared
+    assert main(["evaluate", "--run", str(run), "trial=2"]) == 1
+    err = capsys.readouterr().err
+    assert (f"would leak test identities: {len(shared)} of its 4 test identities "
+            f"({', '.join(shared)}) are among the identities it trained on") in err
+
+
+def test_evaluate_run_refuses_a_checkpoint_that_is_not_the_runs(tmp_path, capsys,
+                                                                 synthetic_root,
+                                                                 synthetic_dataset):
+    """`evaluate --run R` with another run's checkpoint in R (trained on another data set)
+    evaluated it and filed the result under R."""
+    from fixtures import make_regdb_tree
+
+    from fmcnet.config import make_config
+
+    run, other = tmp_path / "run", tmp_path / "other"
+    _smoke_run(run, synthetic_root, synthetic_dataset, evaluate=False)
+    root = make_regdb_tree(tmp_path / "RegDB", num_ids=8, images_per_id=2)
+    train(make_config("smoke", dataset="regdb", data_root=str(root), trial=1, epochs=1,
+                      steps_per_epoch=1, trials=2), other, evaluate=False)
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes((other / "checkpoints" / "last.pt").read_bytes())
+    assert main(["evaluate", "--run", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: checkpoint {last} is not run {run}'s: it does not match "
+                          f"{run / 'config.yaml'}:\n  - dataset: checkpoint has 'regdb', "
+                          "config.yaml has 'sysu'\n")
+    assert "evaluate it with --checkpoint" in err and "Traceback" not in err
+    assert not (run / "evaluations").exists()
+    # a run without config.yaml: nothing says whose checkpoint it holds
+    (run / "config.yaml").unlink()
+    assert main(["evaluate", "--run", str(run)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {run} has a checkpoint {last} but no config.yaml, so nothing says the "
+        "checkpoint is this run's: evaluate it with --checkpoint (its results go to "
+        "runs/evaluations/), not --run\n")
+    assert not (run / "evaluations").exists()
+
+
 def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeypatch):
     """Three trials stand for the ten (cli.REGDB_TRIALS): interrupted in trial 2, then
     `--resume` keeps trial 1, resumes trial 2, trains trial 3 and writes the combined

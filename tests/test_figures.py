@@ -9,6 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from fmcnet.evaluation.metrics import pairwise_distance, rank_metrics, ranking
+from fmcnet.run_files import RunFileError
 from fmcnet.viz.browser import toy_rankings
 from fmcnet.viz.figures import (
     MATCH_COLOR,
@@ -66,9 +67,9 @@ def test_training_curves_panels_and_missing_keys(tmp_path):
             for s in range(5)]
     recs.append({"epoch": 1, "step": 5, "loss/total": 0.5})  # a record without most keys
     path = tmp_path / "metrics.jsonl"
+    # the last line of a log a kill cut short (no newline): left out
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n{\"step\": 6, \"loss/to")
-    with pytest.warns(UserWarning, match="not JSON"):
-        fig = plot_training_curves(path, x="step")
+    fig = plot_training_curves(path, x="step")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     # no FMC or SFF losses in this log: their panels are left out, and so is ω without them
     assert titles == ["SFD: identity and MD losses", "total loss", "learning rate",
@@ -76,6 +77,10 @@ def test_training_curves_panels_and_missing_keys(tmp_path):
     total = next(ln for ax in fig.axes for ln in ax.lines if ln.get_label() == "total")
     assert list(total.get_xdata()) == [0, 1, 2, 3, 4, 5]
     assert len(plot_training_curves([]).axes) == 1  # empty log: a message, not an error
+    # a damaged line anywhere else: the run files' reader names the file and the line
+    path.write_text(json.dumps(recs[0]) + "\ngarbage\n" + json.dumps(recs[1]) + "\n")
+    with pytest.raises(RunFileError, match=r"metrics.jsonl line 2 is not a JSON record"):
+        plot_training_curves(path)
 
 
 def _drawn(fig):

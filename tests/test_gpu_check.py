@@ -166,13 +166,25 @@ def test_core_modules_import_without_notebook_packages(tmp_path):
 
 
 def test_budget_skips_and_says_so(tmp_path):
-    result = check.run_check(tmp_path, device="cpu", tiny=True, budget_s=-1,
-                                 sections=["matmul", "protocol"], log=lambda m: None)
+    # a nanosecond is spent before the first section starts
+    result = check.run_check(tmp_path, device="cpu", tiny=True, budget_s=1e-9,
+                             sections=["matmul", "protocol"], log=lambda m: None)
     for name in ("matmul", "protocol"):
         assert result["sections"][name]["status"] == "skipped"
         assert "budget" in result["sections"][name]["reason"]
     saved = json.loads((tmp_path / "gpu-check.json").read_text())
     assert saved["sections"]["matmul"]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("budget", [-1, 0, float("nan"), float("inf")])
+def test_a_budget_that_checks_nothing_is_refused_from_python_too(tmp_path, budget):
+    """`gpu-check --budget-s -1` skipped every section and exited 0; the command line
+    refuses it, and so does `run_check` called from Python, before any section."""
+    with pytest.raises(FMCNetError, match=r"budget_s must be a positive, finite number of "
+                                          r"seconds .* every section would be skipped"):
+        check.run_check(tmp_path / "out", device="cpu", tiny=True, budget_s=budget,
+                        log=lambda m: None)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_failing_section_is_reported_and_the_rest_still_runs(tmp_path, monkeypatch, capsys):

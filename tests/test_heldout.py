@@ -77,8 +77,15 @@ def test_refuses_to_overwrite_and_replaces_with_overwrite(small, tmp_path):
     (target / "keep.txt").write_text("x")
     with pytest.raises(FMCNetError, match="already exists"):
         synthesize_heldout(target, **SMALL)
-    synthesize_heldout(target, overwrite=True, **SMALL)
-    assert not (target / "keep.txt").exists() and (target / "heldout.json").is_file()
+    # overwrite replaces only a held-out set, never a folder of someone's files
+    with pytest.raises(FMCNetError, match=r"holds no held-out set \(no heldout.json\)"):
+        synthesize_heldout(target, overwrite=True, **SMALL)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    (target / "keep.txt").unlink()
+    synthesize_heldout(target, **SMALL)  # an empty folder is written into
+    (target / "extra.txt").write_text("x")
+    synthesize_heldout(target, overwrite=True, **SMALL)  # its own set: replaced
+    assert not (target / "extra.txt").exists() and (target / "heldout.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
     with pytest.raises(FMCNetError, match="split"):
         synthesize_heldout(tmp_path / "bad", split=(0.5, 0.6), **SMALL)

@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 import torch
 
 from fmcnet.config import make_config
-from fmcnet.parallel import wants_cpu_ranks
+from fmcnet.parallel import run_cpu_ranks, wants_cpu_ranks
 from fmcnet.train import train
+from fmcnet.utils import FMCNetError
 
 
 def test_cpu_ranks_apply_only_to_a_cpu_run_outside_a_launch(monkeypatch):
@@ -23,7 +25,10 @@ def test_two_cpu_ranks_train_one_run(tmp_path):
     cfg = make_config("smoke", backbone_width=16, cpu_ranks=2, cpu_threads=1, log_every=1,
                       trials=1)
     seen = []
+    # the parent holds the run folder's lock; the ranks train under it, not refusing
+    # themselves (fmcnet.run_lock), and it goes when the run ends
     result = train(cfg, tmp_path / "run", callback=seen.append)
+    assert not (tmp_path / "run" / ".lock").exists()
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     steps = cfg.epochs * cfg.steps_per_epoch
     # one writer: every step once, and the caller's callback saw each record
@@ -35,3 +40,24 @@ def test_two_cpu_ranks_train_one_run(tmp_path):
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
     for name, value in result.model.state_dict().items():
         torch.testing.assert_close(value, saved["model"][name])
+
+
+def _failing_rank(cfg, run_dir, *, resume, evaluate):  # module level: spawn imports it
+    raise FMCNetError("this rank fails on purpose")
+
+
+def test_a_failed_rank_says_whether_a_checkpoint_was_written(tmp_path, capfd):
+    """It said "<run> keeps its last checkpoint" when none had been written."""
+    cfg = make_config("smoke", cpu_ranks=2, cpu_threads=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FMCNetError) as caught:
+        run_cpu_ranks(cfg, run, _failing_rank, resume=False, evaluate=False)
+    assert str(caught.value).endswith(f"; no checkpoint was written in {run}")
+    assert "error (rank 1): this rank fails on purpose" in capfd.readouterr().err
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_bytes(b"a checkpoint of an earlier epoch")
+    with pytest.raises(FMCNetError) as caught:
+        run_cpu_ranks(cfg, run, _failing_rank, resume=True, evaluate=False)
+    assert str(caught.value).endswith(f"; {run / 'checkpoints' / 'last.pt'} keeps the last "
+                                      "checkpoint")

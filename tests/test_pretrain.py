@@ -29,6 +29,9 @@ def test_recipe_writes_weights_provenance_and_log(tmp_path):
     assert saved == record and saved["sha256"] == file_sha256(out)
     assert saved["recipe"]["identities"] == 12 and saved["command"] == "test"
     assert "held_out_top1" in out.with_suffix(".log").read_text()
+    # its lock (fmcnet.run_lock.hold_file) went with it: the three files, nothing else
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["standin.json", "standin.log",
+                                                          "standin.pt"]
     state = torch.load(out, weights_only=True)
     assert not any(k.startswith("fc.") for k in state)  # headless: the paper's loader's format
     # the weights go through pretrained_path, the code path of `paper`'s ImageNet weights

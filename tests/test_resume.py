@@ -146,11 +146,55 @@ def test_a_second_ctrl_c_stops_inside_the_step_and_saves_nothing(
         train(smoke(), run, dataset=synthetic_dataset, evaluate=False)
     assert "interrupted inside a training step: nothing saved" in capsys.readouterr().err
     assert not (run / "checkpoints" / "last.pt").exists()
-    # the half-run folder is not silently reused
-    with pytest.raises(FMCNetError, match="no checkpoints/last.pt to resume from"):
+    # the half-run folder is not silently reused (--resume starts it again: the next test)
+    with pytest.raises(FMCNetError, match="it stopped before its first checkpoint"):
         train(smoke(), run, dataset=synthetic_dataset, evaluate=False)
-    with pytest.raises(FMCNetError, match=r"--resume: .* holds a run .* but no checkpoint"):
-        train(smoke(), run, dataset=synthetic_dataset, evaluate=False, resume=True)
+    # --resume where there is no run at all: nothing to resume
+    with pytest.raises(FMCNetError, match=r"--resume: .*/empty holds no run \(no .*last.pt\); "
+                                          r"there is nothing to resume"):
+        train(smoke(), tmp_path / "empty", dataset=synthetic_dataset, evaluate=False,
+              resume=True)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(
+    tmp_path, synthetic_dataset, straight, monkeypatch, capsys
+):
+    """It could be neither resumed ("no checkpoint (deleted?)") nor trained into ("already
+    holds a run"). `train --out R --resume` now trains it again from step 0 -- the same
+    run as an uninterrupted one, its stopped attempt's log replaced -- when its config.yaml
+    is this configuration; a finished run whose checkpoints were deleted is still refused."""
+    real_loss, calls = step_mod.fmcnet_loss, {"n": 0}
+
+    def killed_in_step_2(*args, **kw):  # two Ctrl-C: stops inside step 2, saving nothing
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        return real_loss(*args, **kw)
+
+    monkeypatch.setattr(step_mod, "fmcnet_loss", killed_in_step_2)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(smoke(log_every=1), run, dataset=synthetic_dataset, evaluate=False)
+    monkeypatch.setattr(step_mod, "fmcnet_loss", real_loss)
+    assert _steps(run) == [1] and not (run / "checkpoints" / "last.pt").exists()
+    with pytest.raises(CheckpointMismatch, match=r"--resume: .* stopped before its first "
+                                                 r"checkpoint with another configuration than "
+                                                 r"this one:\n  - lr: its config.yaml has 0.1, "
+                                                 r"this run has 0.2"):
+        train(smoke(lr=0.2), run, dataset=synthetic_dataset, evaluate=False, resume=True)
+    capsys.readouterr()
+    _resume_and_compare(run, straight, synthetic_dataset)
+    assert "stopped before its first checkpoint: training it again from step 0" in \
+        capsys.readouterr().err
+    # a finished run whose checkpoints were removed: nothing to resume, nothing restarted
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    for name in ("config.yaml", "results.json"):
+        (finished / name).write_bytes((run / "config.yaml").read_bytes())
+    with pytest.raises(FMCNetError, match=r"holds config.yaml, results.json but no checkpoint "
+                                          r".*, its evaluation is there"):
+        train(smoke(), finished, dataset=synthetic_dataset, evaluate=False, resume=True)
 
 
 def test_resume_from_an_older_checkpoint_drops_the_newer_metrics(

@@ -185,7 +185,8 @@ def test_the_study_trains_what_quick_trains_and_decides_on_val():
     for name in readings:  # one switch each, against the full model
         changed = {k for k in keys + ("align_weight", "fmc_detach_input", "fc_loss_space",
                                       "center_loss_space", "disc_optimizer", "optimizer",
-                                      "omega_weighs", "generator_loss", "fc_detach_centers")
+                                      "omega_weighs", "generator_loss", "fc_detach_centers",
+                                      "omega_lr_mult")
                    if getattr(resolved(spec.rows[name]), k) != getattr(full, k)}
         assert changed, name
 

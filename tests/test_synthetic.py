@@ -118,6 +118,26 @@ def test_refuses_to_overwrite(tiny, tmp_path):
     assert not list(tiny.parent.glob(".set.tmp-*"))  # nothing left behind
 
 
+@pytest.mark.parametrize("renderer", ["builtin", "heldout"])
+def test_overwrite_from_python_never_deletes_a_folder_that_is_not_a_set(tmp_path, renderer):
+    """The command line refused it; `synthesize(overwrite=True)` called from Python deleted
+    whatever the folder held."""
+    from fmcnet.data.heldout import synthesize_heldout
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    write, marker, kind = ((synthesize, "synthetic.json", "synthetic") if renderer == "builtin"
+                           else (synthesize_heldout, "heldout.json", "held-out"))
+    with pytest.raises(FMCNetError) as caught:
+        write(mine, identities=3, images_per_camera=1, overwrite=True)
+    assert str(caught.value) == (
+        f"{mine} already exists and holds no {kind} set (no {marker}); synthesize replaces "
+        "only a set it wrote, so nothing of yours is deleted: choose another --out")
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt

@@ -189,8 +189,11 @@ def test_a_folder_holding_any_run_file_is_refused_before_data(tmp_path, monkeypa
         (run / marker).mkdir()
     else:
         (run / marker).write_text("{}")
-    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); it has no "
-                                          r"checkpoints/last.pt to resume from"):
+    # config.yaml without a checkpoint: a run stopped before its first one (restartable)
+    advice = (r"it stopped before its first checkpoint \(no checkpoints/last.pt\): pass "
+              r"--resume to train it again from step 0" if marker == "config.yaml" else
+              r"it has no checkpoints/last.pt to resume from")
+    with pytest.raises(FMCNetError, match=rf"already holds a run \({marker}\); {advice}"):
         train(smoke(), run)
     assert sorted(p.name for p in run.iterdir()) == sorted(["eval", marker])
 
@@ -271,12 +274,63 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
         return total, terms
 
     monkeypatch.setattr(step_mod, "fmcnet_loss", poisoned)
-    cfg = smoke(epochs=4, steps_per_epoch=2, log_every=1)
-    with pytest.raises(NonFiniteLoss, match=r"loss term 'id' became nan at step 5 \(epoch 3\)"):
-        train(cfg, tmp_path / "run", dataset=synthetic_dataset, evaluate=False)
-    ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    cfg = smoke(epochs=4, steps_per_epoch=2, log_every=1, checkpoint_every=1)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss) as caught:
+        train(cfg, run, dataset=synthetic_dataset, evaluate=False)
+    assert str(caught.value) == (
+        f"loss term 'id' became nan at step 5 (epoch 3); stopping. The last checkpoint, "
+        f"{run / 'checkpoints' / 'last.pt'} (epoch 2, global step 4), was written before it; "
+        "a --resume from it trains the same steps again, so change what made the loss diverge "
+        "(e.g. a lower lr) and train into another --out")
+    ckpt = load_checkpoint(run / "checkpoints/last.pt")
     assert ckpt["epoch"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (run / ".lock").exists()  # the lock goes with the error
+
+
+def test_nan_loss_before_the_first_checkpoint_says_none_was_written(
+    tmp_path, synthetic_dataset, monkeypatch
+):
+    """The message claimed "the last good checkpoint stays at .../last.pt" when none had
+    been written."""
+    real_loss = step_mod.fmcnet_loss
+
+    def poisoned(out, y_v, y_i, cfg, **kw):
+        total, terms = real_loss(out, y_v, y_i, cfg, **kw)
+        return total * float("inf"), {**terms, "id": terms["id"] * float("inf")}
+
+    monkeypatch.setattr(step_mod, "fmcnet_loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss) as caught:
+        train(smoke(epochs=4, steps_per_epoch=2, log_every=1, checkpoint_every=2), run,
+              dataset=synthetic_dataset, evaluate=False)
+    assert str(caught.value) == (
+        f"loss term 'id' became inf at step 1 (epoch 1); stopping. No checkpoint was "
+        f"written (the first comes at the end of epoch 2): {run} holds the configuration "
+        "and the metrics of the steps trained, nothing to continue from; change what made "
+        "the loss diverge (e.g. a lower lr) and train into another --out, or delete the "
+        "folder and train into it again")
+    assert not (run / "checkpoints" / "last.pt").exists()
+
+
+def test_a_full_disk_while_the_logs_are_appended_names_the_file(tmp_path):
+    """metrics.jsonl and resumes.jsonl are appended to, not written atomically: a full disk
+    there named no path. /dev/full answers every write with ENOSPC, as a full disk does."""
+    from fmcnet.config import make_config as config
+
+    (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
+    with pytest.raises(FMCNetError) as caught:
+        run_folder.append_metrics(tmp_path, {"global_step": 1})
+    assert str(caught.value) == (
+        f"cannot write {tmp_path / 'metrics.jsonl'}: the disk holding {tmp_path} is full (No "
+        "space left on device); free space there, or write elsewhere (--out for runs, "
+        "FMCNET_DATA for data and caches), and run again")
+    (tmp_path / "resumes.jsonl").symlink_to("/dev/full")
+    ckpt = {"config": config("smoke").to_dict(), "epoch": 1, "global_step": 2}
+    with pytest.raises(FMCNetError, match=rf"^cannot write {tmp_path / 'resumes.jsonl'}: the "
+                                          r"disk holding .* is full"):
+        run_folder.record_resume(tmp_path, ckpt, config("smoke", epochs=3))
 
 
 def test_mismatched_checkpoint_fails_loudly(tmp_path, synthetic_dataset):

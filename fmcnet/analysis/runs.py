@@ -13,7 +13,6 @@ missing; only notebook 01's MD on/off pair and notebook 06's sweep train runs of
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from fmcnet.config import Config, as_overrides, make_config, plain, validate
 from fmcnet.data.base import VIDataset
-from fmcnet.run_folder import clear_run, last_checkpoint, read_metrics
+from fmcnet.run_files import check_run_files, read_metrics, read_results
+from fmcnet.run_folder import clear_run, last_checkpoint
+from fmcnet.run_lock import hold_run
 from fmcnet.utils import FMCNetError
 
 if TYPE_CHECKING:
@@ -112,11 +113,12 @@ def train_or_resume(
 
     run_dir = Path(run_dir)
     last = last_checkpoint(run_dir)
-    if not resume or not last.exists():
-        clear_run(run_dir)
-    result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
-                   callback=callback)
-    return dataclasses.replace(result, history=read_metrics(run_dir))
+    with hold_run(run_dir, "train_or_resume"):  # cleared and trained by one writer
+        if not resume or not last.exists():
+            clear_run(run_dir)
+        result = train(cfg, run_dir, resume=last.exists(), dataset=dataset, evaluate=evaluate,
+                       callback=callback)
+        return dataclasses.replace(result, history=read_metrics(run_dir))
 
 
 class LiveCurves:
@@ -221,6 +223,8 @@ def open_run(
     With `expect_config` a saved run must be the experiment `cfg` describes (the keys a
     resume checks, and the number of epochs); without it any run in the folder is taken
     as it is (a run folder the user named). `callback` sees new metrics records only.
+    A damaged run file (results.json, metrics.jsonl, config.yaml, ...) is one
+    `fmcnet.run_files.RunFileError` naming it, before anything is loaded.
     """
     from fmcnet.checkpoints import (
         CheckpointMismatch,
@@ -238,12 +242,16 @@ def open_run(
         if cfg is None:
             raise FMCNetError(f"{run_dir} holds no trained run (no {last}); train one first "
                               "(notebook 04 or python -m fmcnet train) or give another run_dir")
-        if not (run_dir / "results.json").exists():
-            # a run stopped before its first checkpoint: nothing in it to keep. A finished
-            # run whose checkpoints were deleted is left for train() to refuse.
-            clear_run(run_dir)
-        result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
-        return dataclasses.replace(result, history=read_metrics(run_dir))
+        with hold_run(run_dir, "open_run"):  # cleared and trained by one writer
+            if not (run_dir / "results.json").exists():
+                # a run stopped before its first checkpoint: nothing in it to keep. A
+                # finished run whose checkpoints were deleted is left for train() to refuse.
+                clear_run(run_dir)
+            result = train(cfg, run_dir, resume=False, dataset=dataset, callback=callback)
+            return dataclasses.replace(result, history=read_metrics(run_dir))
+    # A damaged results.json, metrics.jsonl, config.yaml, ... is one message now, before
+    # anything is loaded, trained or drawn from the run.
+    check_run_files(run_dir)
     ckpt = load_checkpoint(last)
     saved = config_from_dict(ckpt["config"])
     if cfg is not None and expect_config:
@@ -269,8 +277,8 @@ def open_run(
     checkpoint = best if saved.validate and best.exists() else last
     model, _ = load_model_from_checkpoint(checkpoint, saved, dataset, device)
     model.eval()
-    results = json.loads(results_path.read_text())
-    return TrainResult(run_dir, model, dataset, saved, results, read_metrics(run_dir))
+    return TrainResult(run_dir, model, dataset, saved, read_results(results_path),
+                       read_metrics(run_dir))
 
 
 def reference_run(
@@ -350,9 +358,11 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
         return have
     out = evaluation_folder(run.run_dir, run.dataset, settings=None,
                             trials=trials or run.cfg.trials, tta=tta, rerank=rerank)
-    return evaluate_run(run.model, run.dataset, run.cfg, out, device=pick_device(run.cfg.device),
-                        selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
-                        trials=trials or None)
+    with hold_run(run.run_dir, "run_results"):  # written into the run folder: one writer
+        return evaluate_run(run.model, run.dataset, run.cfg, out,
+                            device=pick_device(run.cfg.device),
+                            selection=f"checkpoint of {run.run_dir}", tta=tta, rerank=rerank,
+                            trials=trials or None)
 
 
 REFERENCE_STUDY = "configs/sweeps/synthetic_study.yaml"  # results/synthetic_ablations.md

@@ -824,7 +824,11 @@ def synthesize_heldout(
     if not (0 < val_f and 0 < test_f and val_f + test_f < 1):
         raise FMCNetError(f"split must be two fractions (val, test) > 0 summing below 1, "
                           f"got {split}")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+    if overwrite:  # only a held-out set is replaced, never a folder of someone's files
+        from fmcnet.data.synthetic import refuse_to_replace
+
+        refuse_to_replace(out, MARKER, "held-out")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _TargetExists(f"{out} already exists and is not empty; choose another "
                             "directory or pass overwrite=True (--overwrite)")
     scene = _Heldout(seed, identities, images_per_camera, (h, w))

@@ -53,6 +53,17 @@ class _TargetExists(FMCNetError):
     """`synthesize` was pointed at a non-empty directory without `overwrite=True`."""
 
 
+def refuse_to_replace(out: Path, marker: str = MARKER, kind: str = "synthetic") -> None:
+    """`overwrite` deletes `out`: refused unless `out` holds a set a renderer wrote (its
+    `marker` file), so a mistyped folder of someone's own files is never deleted."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) \
+            and not (out / marker).is_file():
+        raise _TargetExists(
+            f"{out} already exists and holds no {kind} set (no {marker}); synthesize "
+            "replaces only a set it wrote, so nothing of yours is deleted: choose another --out"
+        )
+
+
 # ---- writing ----------------------------------------------------------------------------
 
 
@@ -146,7 +157,9 @@ def synthesize(
             raise FMCNetError(f"{name} must be in [0, 1], got {value}")
     if h < 16 or w < 8:
         raise FMCNetError(f"image_size must be at least (16, 8), got {image_size}")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+    if overwrite:
+        refuse_to_replace(out)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _TargetExists(
             f"{out} already exists and is not empty; choose another directory or pass "
             "overwrite=True (--overwrite) to replace it"
@@ -303,9 +316,14 @@ def cached_set(path: Path, expected: dict[str, Any], write: Callable[[bool], Any
     with _file_lock(path.with_name(path.name + ".lock")):
         if _is_current(path, expected, marker):  # another process finished while we waited
             return path
+        if path.exists() and not (path / marker).is_file():
+            # A cache entry without its marker is a leftover of a killed or older writer
+            # (the entry is this cache's, named by its key): removed here, since
+            # `overwrite` replaces only a folder that holds a set (`refuse_to_replace`).
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         try:
-            # A directory without a matching marker is a leftover or was written by
-            # another generator (not ours to keep): replace it.
+            # A set written with other parameters or by another generator (not ours to
+            # keep): replace it.
             write(path.exists())
         except FMCNetError:
             if not _is_current(path, expected, marker):

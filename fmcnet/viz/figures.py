@@ -13,7 +13,6 @@ with the ranking browser.
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -212,18 +211,12 @@ def plot_cmc(results_or_cmc_dict: Any, ax: Any = None, *, max_rank: int | None =
 
 def _read_records(src: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[dict]:
     if isinstance(src, (str, os.PathLike)):
+        from fmcnet.run_files import read_jsonl
+
         path = Path(src)
         if not path.exists():
             raise FMCNetError(f"no training log at {path}; a run folder keeps it as metrics.jsonl")
-        out = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    # the last line of a log being written may be partial: skip, say so
-                    warnings.warn(f"{path}:{n} is not JSON; skipped", stacklevel=3)
-        return out
+        return read_jsonl(path)  # a damaged line: RunFileError naming it
     return [dict(r) for r in src]
 
 

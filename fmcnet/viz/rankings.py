@@ -22,7 +22,6 @@ per-query table that filters, orders and exports them is `fmcnet.viz.query_table
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from fmcnet.evaluation import diagnostics as diag
 from fmcnet.evaluation.metrics import Ranking, pairwise_distance, ranking
+from fmcnet.run_files import read_eval, read_eval_array, read_results
 from fmcnet.utils import FMCNetError
 from fmcnet.viz.figures import ImageSource, as_image_source, first_match_rank, per_query_ap
 
@@ -84,8 +84,7 @@ class Side:
             path, *keys = self._source
             key = keys[0] if what == "feats" else keys[1]
             if key:
-                with np.load(path, allow_pickle=False) as z:
-                    self._arrays[what] = z[key] if key in z.files else None
+                self._arrays[what] = read_eval_array(path, key)
         return self._arrays[what]
 
     @property
@@ -308,10 +307,8 @@ def load_setting(path: str | os.PathLike, run_dir: str | os.PathLike) -> Setting
     saved browses trial 0 of the retrieval feature)."""
     path, run_dir = Path(path), Path(run_dir)
     big = ("q_feats", "g_feats", "pool_feats", "parts_fixed", "parts_pool")
-    with np.load(path, allow_pickle=False) as npz:
-        # ids, paths, trial rows and trial 0's distances now; features on first use
-        z = {k: npz[k] for k in npz.files if k not in big}
-        files = set(npz.files)
+    # ids, paths, trial rows and trial 0's distances now; features on first use
+    z, files = read_eval(path, skip=big)
     missing = [k for k in REQUIRED if k not in z]
     if missing or not ("distmat" in z or {"q_feats", "g_feats"} <= files):
         raise FMCNetError(f"{path} lacks {missing or 'distmat or q_feats/g_feats'}; re-run the "
@@ -358,10 +355,8 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, SettingData]:
         raise FMCNetError(f"{run_dir} has no eval/*.npz files; evaluate the run first "
                           f"(python -m fmcnet evaluate) so the browser has rankings to show")
     settings = {s.name: s for s in (load_setting(f, run_dir) for f in files)}
-    try:  # the evaluation's order (the main setting first), not the files' names
-        order = list(json.loads((run_dir / "results.json").read_text())["settings"])
-    except (OSError, ValueError, KeyError, TypeError):
-        order = []
+    # the evaluation's order (the main setting first), not the files' names
+    order = list((read_results(run_dir, missing_ok=True) or {}).get("settings") or [])
     first = [n for n in order if n in settings]
     return {n: settings[n] for n in first + [n for n in settings if n not in first]}
 
