@@ -77,13 +77,13 @@ class Config:
     # ---- model (issue 3) ---------------------------------------------------------
     backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
     # Channels of the stem and layer1 (64 = torchvision's network, the only width with
-    # ImageNet weights); every stage scales with it. Not in the paper: the CPU profiles
-    # train a narrower network from random init (docs/method_readings.md).
+    # ImageNet weights); every stage scales with it. Not in the paper: `quick` trains a
+    # narrower network from the ImageNet stand-in (fmcnet/weights/, docs/method_readings.md).
     backbone_width: int = 64
     # The paper starts every ResNet part from ImageNet weights. They are read from the
     # torch hub cache (never downloaded); when missing, the run stops before training and
-    # says where torchvision looks. `pretrained=false` is random init on purpose, and the
-    # log and results.json say so.
+    # says where torchvision looks. `pretrained=false` is random init on purpose (whatever
+    # `pretrained_path` says), and the log and results.json say so.
     pretrained: bool = True
     pretrained_path: str | None = None  # or an explicit state-dict file
     last_stride: int = 1
@@ -150,8 +150,8 @@ class Config:
 
     # ---- optimisation (docs/method.md) ---------------------------------------------
     epochs: int = 80
-    # Choice for the CPU profiles only: without ImageNet weights, SGD needs far more
-    # steps than a 5-minute demo has; the paper (and `paper`) use SGD.
+    # The paper (and `paper`) use SGD. `quick` uses Adam: the paper's SGD with warm-up,
+    # scaled to its 864 steps, reached val R1 6.3 % against Adam's 55.3 % (the study).
     optimizer: str = "sgd"  # sgd | adam
     steps_per_epoch: int | None = None  # None -> max(#V, #I) / (P*K), the baselines' rule
     lr: float = 0.1
@@ -177,9 +177,9 @@ class Config:
     disc_lr: float = 0.01  # choice: discriminators' own optimizer, same schedule shape
     # Choice (the paper names no optimizer for D): SGD with the network's momentum and
     # weight decay, or Adam with the GAN-usual betas (0.5, 0.999). D is one linear layer
-    # on raw features whose scale nothing bounds; under SGD at 0.01 in the quick
-    # profile its loss grew from 2 to 50-500 with accuracy below 0.5 in every run
-    # (docs/method_readings.md, "Does the discriminator discriminate?").
+    # on raw features whose scale nothing bounds; under SGD at 0.01 its loss grows far
+    # above 4 ln 2 in `quick` (to 126-182 from the stand-in), though retrieval on the val
+    # ids was not worse (docs/method_readings.md, "Does the discriminator discriminate?").
     disc_optimizer: str = "sgd"  # sgd | adam
     grad_clip: float | None = None
 
