@@ -132,12 +132,12 @@ def test_comparison_runs_study_pair_given_pair_or_smoke_fallback(trained, monkey
     # the reference study's Base and full model, once both are evaluated
     study = tmp_path / "study"
     monkeypatch.setattr(sweep_mod, "default_out", lambda spec, profile: study)
-    for row in ("t2_base", "t2_full_detached"):
+    for row in ("t2_base", "t2_full"):
         shutil.copytree(trained.run_dir / "eval", study / row / "seed_0" / "eval")
     runs = analysis.comparison_runs("smoke")
-    assert list(runs) == ["Base (t2_base, seed 0)", "full (t2_full_detached, seed 0)"]
+    assert list(runs) == ["Base (t2_base, seed 0)", "full (t2_full, seed 0)"]
     assert list(runs.values()) == [study / "t2_base" / "seed_0",
-                                   study / "t2_full_detached" / "seed_0"]
+                                   study / "t2_full" / "seed_0"]
     browser, out = analysis.comparison_browser("smoke")
     assert browser.comparing and list(browser.runs) == list(runs)
     # none: the smoke demo run and a Base run with Table 2's Base switches, trained here

@@ -367,7 +367,7 @@ def run_results(run: TrainResult, *, tta: bool = False, rerank: bool = False, tr
 
 REFERENCE_STUDY = "configs/sweeps/synthetic_study.yaml"  # results/synthetic_ablations.md
 # the study's rows notebook 08 compares: Base (Table 2) and the full model as `quick` trains it
-STUDY_PAIR = (("Base", "t2_base"), ("full", "t2_full_detached"))
+STUDY_PAIR = (("Base", "t2_base"), ("full", "t2_full"))
 BASE_CONFIG = "configs/ablations/t2_base.yaml"
 
 
