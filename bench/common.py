@@ -142,6 +142,15 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+# the help of an option only the script itself passes (a worker process's spec)
+HIDDEN = argparse.SUPPRESS
+
+
+def cpu_environment() -> dict[str, Any]:
+    """`environment` of this machine's CPU (the CPU benchmarks run there whatever is present)."""
+    return environment(torch.device("cpu"))
+
+
 def finish(result: dict[str, Any], args: argparse.Namespace, started: float) -> None:
     """Stamp the end load and wall time; print one JSON object or a readable listing."""
     result["load_avg_end"] = load_average()

@@ -28,7 +28,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Competitors, cpu_model, environment, finish, load_average, log, median, parser
+from common import (
+    HIDDEN,
+    Competitors,
+    cpu_environment,
+    cpu_model,
+    finish,
+    load_average,
+    log,
+    median,
+    parser,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}
@@ -123,7 +133,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--worker", default=None, help=argparse_hidden())
+    p.add_argument("--worker", default=None, help=HIDDEN)
     p.add_argument("--load", type=int, default=1,
                    help="competing CPU-bound processes in the loaded condition (default 1)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
@@ -132,7 +142,7 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     started = time.perf_counter()
-    result: dict[str, Any] = {"benchmark": "cpu_ranks", **environment(_cpu())}
+    result: dict[str, Any] = {"benchmark": "cpu_ranks", **cpu_environment()}
     result["cpu"] = cpu_model()
     rounds = args.repeats or (1 if args.tiny else (2 if args.quick else 3))
     steps = args.steps or (2 if args.tiny else (20 if args.quick else 40))
@@ -161,17 +171,6 @@ def main() -> None:
             result[f"{k}_vs_1x1_{condition}_ratio"] = result[condition][k]["vs_1x1"]
     finish(result, args, started)
 
-
-def _cpu():
-    import torch
-
-    return torch.device("cpu")
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    HIDDEN,
     Competitors,
+    cpu_environment,
     cpu_model,
-    environment,
     finish,
     load_average,
     log,
@@ -177,7 +178,7 @@ def run_worker(spec: dict[str, Any] | list[dict[str, Any]], policy: str | None) 
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--worker", default=None, help=argparse_hidden())
+    p.add_argument("--worker", default=None, help=HIDDEN)
     p.add_argument("--load", type=int, default=1,
                    help="competing CPU-bound processes for the loaded runs (default 1)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
@@ -188,7 +189,7 @@ def main() -> None:
         print(json.dumps([worker(x) for x in spec] if isinstance(spec, list) else worker(spec)))
         return
     started = time.perf_counter()
-    result: dict[str, Any] = {"benchmark": "demo_step", **environment(_cpu())}
+    result: dict[str, Any] = {"benchmark": "demo_step", **cpu_environment()}
     result["cpu"] = cpu_model()
     result["cpu_flags"] = native_bf16()
     tiny = args.tiny
@@ -295,17 +296,6 @@ def main() -> None:
     ]
     finish(result, args, started)
 
-
-def _cpu():
-    import torch
-
-    return torch.device("cpu")
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
