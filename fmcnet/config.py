@@ -139,7 +139,8 @@ class Config:
     # validation ids: raw features 45.1 +- 2.9 % R1 against 55.3 +- 5.9 % on a sphere of
     # radius 2 (Welch p < 0.05), so `paper` departs from the text here: scaled, s = 2, where
     # the margins (0.7, 1) mean the same on every network's features (on raw ones they
-    # depend on the feature norm). center_loss_space=raw is the literal reading. Not l2: GAP after ReLU is non-negative, so unit-length centres are at most sqrt(2)
+    # depend on the feature norm). center_loss_space=raw is the literal reading. Not l2:
+    # GAP after ReLU is non-negative, so unit-length centres are at most sqrt(2)
     # apart; Eq. 5 then needs a spread >= rho2 = 0.7 and Eq. 4 a specific-to-shared
     # distance >= 0.7 + rho1 = 1.7 > sqrt(2) -- never satisfiable. Measured optimising the
     # features alone under L_MD (P=4, K=8, D=2048, ReLU'd, 1500 Adam steps): on l2, L_dc
