@@ -142,8 +142,34 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-# the help of an option only the script itself passes (a worker process's spec)
-HIDDEN = argparse.SUPPRESS
+def worker_parser(description: str, load_help: str) -> argparse.ArgumentParser:
+    """`parser` for a script that times each configuration in a process of its own: its
+    `--worker` spec (passed by the script itself), `--load` and `--steps`."""
+    p = parser(description)
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--load", type=int, default=1, help=load_help)
+    p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
+    return p
+
+
+def run_worker_process(script: str, spec: Any, policy: str | None) -> Any:
+    """Run `script --worker <spec>` in a fresh process -- OMP_NUM_THREADS unset,
+    OMP_WAIT_POLICY `policy` (None: unset) -- and return what its last line printed (JSON),
+    each row with the load average after it and the process's wall time."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {spec} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for row in out if isinstance(out, list) else [out]:
+        row["process_s"] = time.perf_counter() - start
+        row["load_avg"] = load_average()
+    return out
 
 
 def cpu_environment() -> dict[str, Any]:

@@ -20,27 +20,21 @@ interleaved rounds.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from common import (
-    HIDDEN,
     Competitors,
     cpu_environment,
     cpu_model,
     finish,
-    load_average,
     log,
     median,
-    parser,
+    run_worker_process,
+    worker_parser,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}
 
 
@@ -119,24 +113,12 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    env["OMP_WAIT_POLICY"] = "PASSIVE"  # as `python -m fmcnet` sets it
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed:\n{proc.stderr[-3000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["load_avg"] = load_average()
-    return row
+    return run_worker_process(__file__, spec, "PASSIVE")  # as `python -m fmcnet` sets it
 
 
 def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--worker", default=None, help=HIDDEN)
-    p.add_argument("--load", type=int, default=1,
-                   help="competing CPU-bound processes in the loaded condition (default 1)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
+    p = worker_parser(__doc__.split("\n\n")[0],
+                      "competing CPU-bound processes in the loaded condition (default 1)")
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))

@@ -26,29 +26,24 @@ when torch loads the runtime), in interleaved rounds, so the ratios come from on
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from common import (
-    HIDDEN,
     Competitors,
     cpu_environment,
     cpu_model,
     finish,
-    load_average,
     log,
     median,
-    parser,
     rounded,
+    run_worker_process,
+    worker_parser,
 )
 
 from fmcnet.config import make_config
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"64x32": (64, 32), "96x48": (96, 48)}
 THREADS = (("t1", 1, None), ("t2", 2, None), ("t2_passive", 2, "PASSIVE"))
 
@@ -157,31 +152,15 @@ def spin(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(spec: dict[str, Any] | list[dict[str, Any]], policy: str | None) -> Any:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    for row in out if isinstance(out, list) else [out]:
-        row["process_s"] = time.perf_counter() - start
-        row["load_avg"] = load_average()
-    return out
+    return run_worker_process(__file__, spec, policy)
 
 
 # ---- the orchestration ----------------------------------------------------------------
 
 
 def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--worker", default=None, help=HIDDEN)
-    p.add_argument("--load", type=int, default=1,
-                   help="competing CPU-bound processes for the loaded runs (default 1)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per worker")
+    p = worker_parser(__doc__.split("\n\n")[0],
+                      "competing CPU-bound processes for the loaded runs (default 1)")
     args = p.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
