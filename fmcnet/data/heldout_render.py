@@ -486,19 +486,35 @@ def _render(p, img, cam, size, rng, people: bool = True) -> np.ndarray:
 
 def _paint_person(pt: _Painter, p, q, heat) -> None:
     """Every layer of the person, back to front."""
-    ys, yh, ry, rx, cl, sz = q["ys"], q["yh"], q["ry"], q["rx"], q["cl"], q["sz"]
+    _paint_behind(pt, p, q, heat)
+    _paint_arm(pt, p, q, heat, -q["near"])
+    _paint_legs(pt, p, q, heat)
+    _paint_upper(pt, p, q, heat)
+    _paint_backpack(pt, p, q, heat)
+    _paint_head(pt, p, q, heat)
+    _paint_scarf(pt, p, q, heat)
+    _paint_arm(pt, p, q, heat, q["near"])
+
+
+def _hair_end(p, q) -> np.ndarray:
+    """Where long hair ends, as a fraction of the body height."""
+    return q["ys"] + (p["hair_len"] - 1) * 0.09 + 0.05
+
+
+def _long_hair(R, p, q) -> np.ndarray:
+    sd, _ = _capsule(R.x, R.y, 0, R.c(q["ry"]), 0, R.c(_hair_end(p, q)), R.c(q["rx"] * 1.1))
+    return sd
+
+
+def _paint_behind(pt: _Painter, p, q, heat) -> None:
+    """Long hair and, when the person is turned, the pack: behind everything else."""
+    ys, sz = q["ys"], q["sz"]
     front = q["facing"] > 0
-    skin_t = p["t_skin"]
-    hair_end = ys + (p["hair_len"] - 1) * 0.09 + 0.05
-
-    def long_hair(R):
-        sd, _ = _capsule(R.x, R.y, 0, R.c(ry), 0, R.c(hair_end), R.c(rx * 1.1))
-        return sd
-
+    hair_end = _hair_end(p, q)
     # Long hair hangs behind the head (seen from behind it is painted over the back).
     R = pt.region(0, hair_end + 0.1, front & (p["hair_len"] > 0))
     if R is not None:
-        R.paint(long_hair(R), p["c_hair"], heat(p["i_hair"]), 0.04)
+        R.paint(_long_hair(R, p, q), p["c_hair"], heat(p["i_hair"]), 0.04)
 
     # The pack beside the torso when the person is turned (it is behind them).
     R = pt.region(ys, ys + 0.05 + p["pack_h"], p["backpack"] & (np.abs(sz) > 0.3))
@@ -508,37 +524,40 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
                            R.c(p["pack_w"] * 0.6), R.c(p["pack_h"] / 2), 0.02),
                 p["c_pack"], heat(p["i_pack"]), 0.05)
 
-    def arm(which):
-        """The left (which = 1) or right (-1) arm of each image where it is `which`."""
-        for side, name in ((1.0, "l"), (-1.0, "r")):
-            R = pt.region(ys - 0.03, ys + p["arm_len"] + 0.1, which == side)
-            if R is None:
-                continue
-            (sx, sy), (ex, ey), (wx, wy) = (q[f"{j}_{name}"] for j in ("shoulder", "elbow", "wrist"))
-            sx, sy, ex, ey, wx, wy = (R.c(v) for v in (sx, sy, ex, ey, wx, wy))
-            r = R.c(p["arm_r"])
-            d1, _ = _capsule(R.x, R.y, sx, sy, ex, ey, r)
-            d2, _ = _capsule(R.x, R.y, ex, ey, wx, wy, r * 0.85)
-            hand = _ellipse(R.x, R.y, wx, wy + r * 0.6, r * 1.05, r * 1.3)
-            R.paint(np.minimum(np.minimum(d1, d2), hand), p["c_skin"], skin_t, 0.025)
-            # the sleeve covers `sleeve` of the arm's length (0.47 of it is the upper arm)
-            t1 = R.c(np.clip(p["sleeve"] / 0.47, 0, 1))
-            s1, _ = _capsule(R.x, R.y, sx, sy, sx + (ex - sx) * t1, sy + (ey - sy) * t1, r * 1.15)
-            t2 = R.c(np.clip((p["sleeve"] - 0.47) / 0.53, 0, 1))
-            s2, _ = _capsule(R.x, R.y, ex, ey, ex + (wx - ex) * t2, ey + (wy - ey) * t2, r)
-            sleeve = np.where(R.c(p["sleeve"] > 0.47), np.minimum(s1, s2), s1)
-            R.paint(np.where(R.c(p["sleeve"] > 0), sleeve, 1.0), p["c_upper"],
-                    heat(p["i_upper"]), 0.03)
-            # a cup in this hand, hot or iced
-            has = R.c(p["cup"] & (p["cup_side"] == side))
-            if has.any():
-                cup = _round_box(R.x, R.y, wx, wy + r * 1.2, 0.016, 0.024, 0.004)
-                R.paint(np.where(has, cup, 1.0), p["c_cup"], np.where(p["cup_hot"], 1.0, 0.02),
-                        0.01)
 
-    arm(-q["near"])
+def _paint_arm(pt: _Painter, p, q, heat, which) -> None:
+    """The left (which = 1) or right (-1) arm of each image where it is `which`."""
+    ys, skin_t = q["ys"], p["t_skin"]
+    for side, name in ((1.0, "l"), (-1.0, "r")):
+        R = pt.region(ys - 0.03, ys + p["arm_len"] + 0.1, which == side)
+        if R is None:
+            continue
+        (sx, sy), (ex, ey), (wx, wy) = (q[f"{j}_{name}"] for j in ("shoulder", "elbow", "wrist"))
+        sx, sy, ex, ey, wx, wy = (R.c(v) for v in (sx, sy, ex, ey, wx, wy))
+        r = R.c(p["arm_r"])
+        d1, _ = _capsule(R.x, R.y, sx, sy, ex, ey, r)
+        d2, _ = _capsule(R.x, R.y, ex, ey, wx, wy, r * 0.85)
+        hand = _ellipse(R.x, R.y, wx, wy + r * 0.6, r * 1.05, r * 1.3)
+        R.paint(np.minimum(np.minimum(d1, d2), hand), p["c_skin"], skin_t, 0.025)
+        # the sleeve covers `sleeve` of the arm's length (0.47 of it is the upper arm)
+        t1 = R.c(np.clip(p["sleeve"] / 0.47, 0, 1))
+        s1, _ = _capsule(R.x, R.y, sx, sy, sx + (ex - sx) * t1, sy + (ey - sy) * t1, r * 1.15)
+        t2 = R.c(np.clip((p["sleeve"] - 0.47) / 0.53, 0, 1))
+        s2, _ = _capsule(R.x, R.y, ex, ey, ex + (wx - ex) * t2, ey + (wy - ey) * t2, r)
+        sleeve = np.where(R.c(p["sleeve"] > 0.47), np.minimum(s1, s2), s1)
+        R.paint(np.where(R.c(p["sleeve"] > 0), sleeve, 1.0), p["c_upper"],
+                heat(p["i_upper"]), 0.03)
+        # a cup in this hand, hot or iced
+        has = R.c(p["cup"] & (p["cup_side"] == side))
+        if has.any():
+            cup = _round_box(R.x, R.y, wx, wy + r * 1.2, 0.016, 0.024, 0.004)
+            R.paint(np.where(has, cup, 1.0), p["c_cup"], np.where(p["cup_hot"], 1.0, 0.02),
+                    0.01)
 
-    # Legs: skin or tights, trousers or shorts over them with the lower pattern; shoes.
+
+def _paint_legs(pt: _Painter, p, q, heat) -> None:
+    """Legs: skin or tights, trousers or shorts over them with the lower pattern; shoes."""
+    yh, cl, sz, skin_t = q["yh"], q["cl"], q["sz"], p["t_skin"]
     R = pt.region(0.8, 1.03)
     for name in ("l", "r"):
         ax, ay = (R.c(v) for v in q[f"ankle_{name}"])
@@ -586,7 +605,10 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
                 R.mix(heat(np.minimum(1, p["i_lower"] + 0.2)),
                       heat(np.minimum(1, p["i_lower2"] + 0.2)), m), 0.04)
 
-    # Neck; the upper garment (a coat flares below the hip) with its pattern.
+
+def _paint_upper(pt: _Painter, p, q, heat) -> None:
+    """Neck; the upper garment (a coat flares below the hip) with its pattern."""
+    ys, yh, ry, rx, skin_t = q["ys"], q["yh"], q["ry"], q["rx"], p["t_skin"]
     R = pt.region(2 * ry - 0.03, ys + 0.03)
     neck, _ = _capsule(R.x, R.y, 0, R.c(2 * ry - 0.01), 0, R.c(ys + 0.01), R.c(rx * 0.45))
     R.paint(neck, p["c_skin"], skin_t, 0.02)
@@ -609,7 +631,10 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
     R.paint(torso, R.mix(p["c_upper"], p["c_upper2"], m),
             R.mix(heat(p["i_upper"]), heat(p["i_upper2"]), m) - 0.2 * chill, 0.05)
 
-    # Backpack: straps seen from the front, the pack from behind.
+
+def _paint_backpack(pt: _Painter, p, q, heat) -> None:
+    """Backpack: straps seen from the front, the pack from behind."""
+    ys, front = q["ys"], q["facing"] > 0
     R = pt.region(ys - 0.03, ys + 0.06 + p["pack_h"], p["backpack"])
     if R is not None:
         w_ = R.c(p["shoulder"] * q["widen"])
@@ -619,14 +644,19 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
                           R.c(p["pack_w"] * q["widen"]), R.c(p["pack_h"] / 2), 0.02)
         R.paint(np.where(R.c(front), straps, pack), p["c_pack"], heat(p["i_pack"]), 0.03)
 
-    # Head: the face; hair as a cap from the front, all of it from behind (with the long
-    # hair over the back); headwear.
+
+def _paint_head(pt: _Painter, p, q, heat) -> None:
+    """Head: the face; hair as a cap from the front, all of it from behind (with the long
+    hair over the back); headwear."""
+    ry, rx, skin_t = q["ry"], q["rx"], p["t_skin"]
+    front, hair_end = q["facing"] > 0, _hair_end(p, q)
     R = pt.region(-0.03, np.where(front, 2 * ry + 0.02, hair_end + 0.1))
     head = _ellipse(R.x, R.y, 0, R.c(ry), R.c(rx), R.c(ry))
     R.paint(head, p["c_skin"], skin_t, 0.04)
     cap = np.maximum(_ellipse(R.x, R.y, 0, R.c(ry * 0.92), R.c(rx * 1.06), R.c(ry)),
                      R.y - R.c(ry * (0.35 + p["hairline"])))
-    behind = np.where(R.c(p["hair_len"] > 0), np.minimum(head - 0.003, long_hair(R)), head - 0.003)
+    behind = np.where(R.c(p["hair_len"] > 0), np.minimum(head - 0.003, _long_hair(R, p, q)),
+                      head - 0.003)
     R.paint(np.where(R.c(front), cap, behind), p["c_hair"], heat(p["i_hair"]), 0.04)
     R = pt.region(-0.03, 2 * ry, p["headwear"] > 0)
     if R is not None:
@@ -640,7 +670,10 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
         R.paint(np.where(R.c(p["headwear"] == 1), peaked, beanie), p["c_hat"], heat(p["i_hat"]),
                 0.02)
 
-    # Scarf round the neck, one end hanging (its side flips with the view).
+
+def _paint_scarf(pt: _Painter, p, q, heat) -> None:
+    """Scarf round the neck, one end hanging (its side flips with the view)."""
+    ys, rx, cl = q["ys"], q["rx"], q["cl"]
     R = pt.region(ys - 0.06, ys + p["scarf_len"] + 0.03, p["scarf"])
     if R is not None:
         rx_ = R.c(rx)
@@ -649,9 +682,6 @@ def _paint_person(pt: _Painter, p, q, heat) -> None:
         end_x = R.c(p["scarf_side"] * rx * 0.6 * cl)
         tail, _ = _capsule(R.x, R.y, end_x, R.c(ys), end_x * 1.2, R.c(ys + p["scarf_len"]), 0.016)
         R.paint(np.minimum(ring, tail), p["c_scarf"], heat(p["i_scarf"]), 0.02)
-
-    arm(q["near"])
-
 
 
 def _camera(out: np.ndarray, cam: dict[str, Any], exposure: np.ndarray,
