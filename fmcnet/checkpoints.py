@@ -192,10 +192,21 @@ def _weights_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+# Keys added after checkpoints were first written whose default is not what the code did
+# before the key existed: a checkpoint (or config.yaml) without the key trained with this
+# value. Every other key added later defaults to the behaviour it replaced.
+BEFORE_THE_KEY = {
+    "generator_loss": "nonsaturating",  # -log D(G) was fixed in code before the key
+}
+
+
 def saved_value(saved: dict[str, Any], key: str) -> Any:
-    """A checkpoint's value of `key`; keys added after it was written take their default."""
+    """A checkpoint's value of `key`; a key added after it was written takes the value the
+    code had before the key (`BEFORE_THE_KEY`), else its default."""
     if key in saved:
         return plain(saved[key])
+    if key in BEFORE_THE_KEY:
+        return BEFORE_THE_KEY[key]
     return plain(getattr(Config(), key))
 
 

@@ -287,3 +287,20 @@ def test_every_key_but_the_documented_safe_ones_must_match_on_resume():
     doc = (REPO / "docs" / "reliability.md").read_text()
     for key in safe:  # the allow-list is documented, key by key
         assert f"`{key}`" in doc, key
+
+
+def test_a_checkpoint_from_before_a_key_reads_as_the_code_that_wrote_it(tmp_path):
+    """generator_loss was added when -log D(G) was fixed in code; its default became Eq. 12's
+    minimax later. A checkpoint without the key trained the non-saturating loss: resuming it
+    under minimax must be refused, under nonsaturating allowed."""
+    from fmcnet.config import plain
+
+    cfg = make_config("smoke")
+    assert cfg.generator_loss == "minimax"  # the default now differs from the old behaviour
+    saved = {k: plain(getattr(cfg, k)) for k in cfg.__dataclass_fields__ if k != "generator_loss"}
+    assert checkpoints_mod.saved_value(saved, "generator_loss") == "nonsaturating"
+    ckpt, keys = {"config": saved}, checkpoints_mod.resume_keys()
+    with pytest.raises(CheckpointMismatch, match="generator_loss: checkpoint has 'nonsaturating'"):
+        checkpoints_mod.check_config(ckpt, cfg, tmp_path / "last.pt", keys)
+    checkpoints_mod.check_config(ckpt, make_config("smoke", generator_loss="nonsaturating"),
+                                 tmp_path / "last.pt", keys)
