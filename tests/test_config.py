@@ -22,6 +22,9 @@ def test_profiles_resolve_and_differ():
     assert (paper.num_identities, paper.num_instances) == (4, 8)
     assert quick.backbone == "resnet18" and smoke.height < quick.height < paper.height
     assert set(PROFILES) == {"paper", "quick", "smoke"}
+    from fmcnet.config import CHOICES  # the profile key accepts exactly the named profiles
+
+    assert CHOICES["profile"] == tuple(PROFILES)
 
 
 def test_paper_profile_spells_out_the_defaults_it_runs_with():
