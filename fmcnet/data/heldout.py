@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from fmcnet.data.heldout_render import HELDOUT_VERSION, INFRARED_CAMS, VISIBLE_CAMS, _Heldout
+from fmcnet.data.synthetic import check_target, install_set
 from fmcnet.utils import FMCNetError
 
 __all__ = ["HELDOUT_VERSION", "INFRARED_CAMS", "MARKER", "VISIBLE_CAMS", "ensure_heldout",
@@ -74,10 +75,6 @@ MARKER = "heldout.json"
 VAL_FRACTION, TEST_FRACTION = 1 / 11, 2 / 11
 
 
-class _TargetExists(FMCNetError):
-    """`synthesize_heldout` was pointed at a non-empty directory without overwrite."""
-
-
 # ---- writing ----------------------------------------------------------------------------
 
 
@@ -86,22 +83,6 @@ def _split_ids(rng: np.random.Generator, n: int, split: tuple[float, float]) -> 
     n_val, n_test = (max(1, round(f * n)) for f in split)
     return {"test": np.sort(perm[:n_test]), "val": np.sort(perm[n_test:n_test + n_val]),
             "train": np.sort(perm[n_test + n_val:])}
-
-
-def _install(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished `tmp` into `out` (replacing it when `overwrite`)."""
-    try:
-        os.rename(tmp, out)
-        return
-    except OSError:
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise _TargetExists(f"{out} already exists and is not empty; choose another "
-                                "directory or pass overwrite=True (--overwrite)") from None
-    trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(out, trash)
-    os.rename(tmp, out)
-    shutil.rmtree(trash, ignore_errors=True) if trash.is_dir() else trash.unlink(missing_ok=True)
 
 
 def synthesize_heldout(
@@ -137,13 +118,7 @@ def synthesize_heldout(
     if not (0 < val_f and 0 < test_f and val_f + test_f < 1):
         raise FMCNetError(f"split must be two fractions (val, test) > 0 summing below 1, "
                           f"got {split}")
-    if overwrite:  # only a held-out set is replaced, never a folder of someone's files
-        from fmcnet.data.synthetic import refuse_to_replace
-
-        refuse_to_replace(out, MARKER, "held-out")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise _TargetExists(f"{out} already exists and is not empty; choose another "
-                            "directory or pass overwrite=True (--overwrite)")
+    check_target(out, overwrite, MARKER, "held-out")  # only a held-out set is replaced
     scene = _Heldout(seed, identities, images_per_camera, (h, w))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -173,7 +148,7 @@ def synthesize_heldout(
                 "visible": int(np.isin(scene.cam_of, VISIBLE_CAMS).sum()),
                 "infrared": int(np.isin(scene.cam_of, INFRARED_CAMS).sum())}
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        _install(tmp, out, overwrite)
+        install_set(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

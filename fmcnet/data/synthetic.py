@@ -49,8 +49,9 @@ DEFAULT_IMAGE_SIZE = (128, 64)  # (H, W) on disk; the pre-processing cache resiz
 MARKER = "synthetic.json"
 
 
-class _TargetExists(FMCNetError):
-    """`synthesize` was pointed at a non-empty directory without `overwrite=True`."""
+class TargetExists(FMCNetError):
+    """A set was to be written into a non-empty directory without `overwrite=True`, or
+    `overwrite` pointed at a folder that holds no set."""
 
 
 def refuse_to_replace(out: Path, marker: str = MARKER, kind: str = "synthetic") -> None:
@@ -58,9 +59,21 @@ def refuse_to_replace(out: Path, marker: str = MARKER, kind: str = "synthetic") 
     `marker` file), so a mistyped folder of someone's own files is never deleted."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())) \
             and not (out / marker).is_file():
-        raise _TargetExists(
+        raise TargetExists(
             f"{out} already exists and holds no {kind} set (no {marker}); synthesize "
             "replaces only a set it wrote, so nothing of yours is deleted: choose another --out"
+        )
+
+
+def check_target(out: Path, overwrite: bool, marker: str = MARKER, kind: str = "synthetic") -> None:
+    """Where a renderer writes its set: an empty or missing `out`, or with `overwrite` a
+    folder holding a set it wrote (`refuse_to_replace`)."""
+    if overwrite:
+        refuse_to_replace(out, marker, kind)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TargetExists(
+            f"{out} already exists and is not empty; choose another directory or pass "
+            "overwrite=True (--overwrite) to replace it"
         )
 
 
@@ -78,7 +91,7 @@ def _split_ids(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _install(tmp: Path, out: Path, overwrite: bool) -> None:
+def install_set(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move the finished `tmp` tree to `out` with renames, so `out` is never half-written."""
     try:
         os.rename(tmp, out)  # also replaces an empty directory on POSIX
@@ -86,7 +99,7 @@ def _install(tmp: Path, out: Path, overwrite: bool) -> None:
     except OSError:
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise _TargetExists(
+            raise TargetExists(
                 f"{out} already exists and is not empty; choose another directory or pass "
                 "overwrite=True (--overwrite) to replace it"
             ) from None
@@ -157,13 +170,7 @@ def synthesize(
             raise FMCNetError(f"{name} must be in [0, 1], got {value}")
     if h < 16 or w < 8:
         raise FMCNetError(f"image_size must be at least (16, 8), got {image_size}")
-    if overwrite:
-        refuse_to_replace(out)
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise _TargetExists(
-            f"{out} already exists and is not empty; choose another directory or pass "
-            "overwrite=True (--overwrite) to replace it"
-        )
+    check_target(out, overwrite)
 
     params = {
         "identities": int(identities), "seed": int(seed),
@@ -212,7 +219,7 @@ def synthesize(
                     visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
                     infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        _install(tmp, out, overwrite)
+        install_set(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
