@@ -159,6 +159,20 @@ class _Canvas:
             x += key + self.text(x + key, y, label, ha="left") + gap
 
 
+def _front(c: _Canvas, m: str, ysh: float, ysp: float, kind: str) -> None:
+    """Modality m's image X_m into its front E_m, whose F_m forks to the shared line (at
+    height ysh) and the specific one (ysp)."""
+    yin = (ysh + ysp) / 2
+    c.box(0.5, yin, 0.75, 0.62, rf"$X_{m}$", NEUTRAL)
+    c.line([(0.875, yin), (1.25, yin)], NEUTRAL)
+    c.box(1.55, yin, 0.6, 0.55, rf"$E_{m}$", kind)
+    c.line([(1.85, yin), (2.2, yin)], kind, arrow=False)
+    c.line([(2.2, ysh), (2.2, ysp)], kind, arrow=False)
+    c.line([(2.2, ysh), (2.55, ysh)], kind)
+    c.line([(2.2, ysp), (2.55, ysp)], kind)
+    c.text(2.0, yin + (0.24 if m == "V" else -0.24), rf"$F_{m}$", size=FONT, color=kind)
+
+
 def _arrow_label(c: _Canvas, x: float, y: float, s: str, color: str, below: bool = False) -> None:
     c.text(x, y - 0.2 if below else y + 0.2, s, size=FONT, color=color)
 
@@ -179,16 +193,8 @@ def method_figure() -> Figure:
 
     for m, ysh, ysp in (("V", y["shV"], y["spV"]), ("I", y["shI"], y["spI"])):
         kind = V_KIND if m == "V" else I_KIND
-        yin = (ysh + ysp) / 2
-        c.box(0.5, yin, 0.75, 0.62, rf"$X_{m}$", NEUTRAL)
-        c.text(0.5, yin + (0.52 if m == "V" else -0.52), _MODALITY[m], size=SMALL)
-        c.line([(0.875, yin), (1.25, yin)], NEUTRAL)
-        c.box(1.55, yin, 0.6, 0.55, rf"$E_{m}$", kind)
-        c.line([(1.85, yin), (2.2, yin)], kind, arrow=False)
-        c.line([(2.2, ysh), (2.2, ysp)], kind, arrow=False)
-        c.line([(2.2, ysh), (2.55, ysh)], kind)
-        c.line([(2.2, ysp), (2.55, ysp)], kind)
-        c.text(2.0, yin + (0.24 if m == "V" else -0.24), rf"$F_{m}$", size=FONT, color=kind)
+        _front(c, m, ysh, ysp, kind)
+        c.text(0.5, (ysh + ysp) / 2 + (0.52 if m == "V" else -0.52), _MODALITY[m], size=SMALL)
         c.box(3.05, ysh, 1.0, 0.55, r"$E_{sh}$", SHARED)
         c.box(3.05, ysp, 1.0, 0.55, rf"$E^{{{m}}}_{{sp}}$", kind)
         _arrow_label(c, 4.1, ysh, rf"$F_{{sh,{m}}}$", SHARED)
@@ -256,15 +262,7 @@ def sfd_figure() -> Figure:
     c.panel(6.7, 10.9, 0.55, 6.25, "MD loss on identity centres", r"$L_{SFD} = L_{MD} + L_{ID}$  (10)")
     for m, ysh, ysp in (("V", y["shV"], y["spV"]), ("I", y["shI"], y["spI"])):
         kind = V_KIND if m == "V" else I_KIND
-        yin = (ysh + ysp) / 2
-        c.box(0.5, yin, 0.75, 0.62, rf"$X_{m}$", NEUTRAL)
-        c.line([(0.875, yin), (1.25, yin)], NEUTRAL)
-        c.box(1.55, yin, 0.6, 0.55, rf"$E_{m}$", kind)
-        c.line([(1.85, yin), (2.2, yin)], kind, arrow=False)
-        c.line([(2.2, ysh), (2.2, ysp)], kind, arrow=False)
-        c.line([(2.2, ysh), (2.55, ysh)], kind)
-        c.line([(2.2, ysp), (2.55, ysp)], kind)
-        c.text(2.0, yin + (0.24 if m == "V" else -0.24), rf"$F_{m}$", size=FONT, color=kind)
+        _front(c, m, ysh, ysp, kind)
         for yy, enc, feat, clf, score, color in (
                 (ysh, r"$E_{sh}$", rf"$F_{{sh,{m}}}$", r"$P_{sh}$", rf"$S_{{sh,{m}}}$", SHARED),
                 (ysp, rf"$E^{{{m}}}_{{sp}}$", rf"$F_{{sp,{m}}}$", rf"$P^{{{m}}}_{{sp}}$",
