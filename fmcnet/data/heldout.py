@@ -55,15 +55,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fmcnet.data.heldout_render import HELDOUT_VERSION, INFRARED_CAMS, VISIBLE_CAMS, _Heldout
-from fmcnet.data.synthetic import check_target, install_set
+from fmcnet.data.synthetic import check_target, write_set
 from fmcnet.utils import FMCNetError
 
 __all__ = ["HELDOUT_VERSION", "INFRARED_CAMS", "MARKER", "VISIBLE_CAMS", "ensure_heldout",
@@ -104,7 +102,6 @@ def synthesize_heldout(
     image_size: (H, W) of the JPEG files. Byte-identical for equal arguments; written to
     a temporary sibling directory and renamed into place.
     """
-    from PIL import Image
 
     out = Path(out).expanduser()
     h, w = (int(v) for v in image_size)
@@ -120,39 +117,16 @@ def synthesize_heldout(
                           f"got {split}")
     check_target(out, overwrite, MARKER, "held-out")  # only a held-out set is replaced
     scene = _Heldout(seed, identities, images_per_camera, (h, w))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        counter: dict[tuple[int, int], int] = {}
-        for k, (c, start, stop) in enumerate(scene.chunks):
-            quality = scene.cams[c]["quality"]
-            for pid0, arr in zip(scene.ident[start:stop].tolist(), scene.render_chunk(k)):
-                pid = pid0 + 1
-                num = counter[(c, pid)] = counter.get((c, pid), 0) + 1
-                folder = tmp / f"cam{c}" / f"{pid:04d}"
-                if num == 1:
-                    folder.mkdir(parents=True)
-                Image.fromarray(arr).save(folder / f"{num:04d}.jpg", quality=quality)
-        for c in range(1, 7):
-            (tmp / f"cam{c}").mkdir(exist_ok=True)
-        (tmp / "exp").mkdir()
-        ids = _split_ids(np.random.default_rng(scene.s_split), identities, (val_f, test_f))
-        for name, pids in ids.items():
-            (tmp / "exp" / f"{name}_id.txt").write_text(",".join(map(str, pids)) + "\n")
-        info = {"renderer": "fmcnet.data.heldout", "version": HELDOUT_VERSION,
-                "identities": int(identities), "seed": int(seed),
-                "images_per_camera": int(images_per_camera), "image_size": [h, w],
-                "split": [val_f, test_f], "ids": {k: len(v) for k, v in ids.items()},
-                "images": len(scene.cam_of),
-                "visible": int(np.isin(scene.cam_of, VISIBLE_CAMS).sum()),
-                "infrared": int(np.isin(scene.cam_of, INFRARED_CAMS).sum())}
-        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        install_set(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    ids = _split_ids(np.random.default_rng(scene.s_split), identities, (val_f, test_f))
+    info = {"renderer": "fmcnet.data.heldout", "version": HELDOUT_VERSION,
+            "identities": int(identities), "seed": int(seed),
+            "images_per_camera": int(images_per_camera), "image_size": [h, w],
+            "split": [val_f, test_f], "ids": {k: len(v) for k, v in ids.items()},
+            "images": len(scene.cam_of),
+            "visible": int(np.isin(scene.cam_of, VISIBLE_CAMS).sum()),
+            "infrared": int(np.isin(scene.cam_of, INFRARED_CAMS).sum())}
+    return write_set(out, overwrite, scene, scene.ident, ids, info, MARKER,
+                     quality=lambda cam: scene.cams[cam]["quality"])
 
 
 # ---- a picture of it --------------------------------------------------------------------

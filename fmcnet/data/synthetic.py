@@ -155,7 +155,6 @@ def synthesize(
     The set is written to a temporary sibling directory and renamed into place, so an
     interrupted run leaves nothing half-written.
     """
-    from PIL import Image
 
     out = Path(out).expanduser()
     if identities < 3:
@@ -192,38 +191,11 @@ def synthesize(
                    cross_modal_predictability=cross_modal_predictability)
     n_img = len(cam_of)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        bar = _progress(len(scene.chunks), progress)
-        counter: dict[tuple[int, int], int] = {}
-        for k, (c, start, stop) in enumerate(scene.chunks):
-            pixels = scene.render_chunk(k)
-            for pid0, arr in zip(ident[start:stop].tolist(), pixels):
-                pid = pid0 + 1
-                num = counter.get((c, pid), 0) + 1
-                counter[(c, pid)] = num
-                folder = tmp / f"cam{c}" / f"{pid:04d}"
-                if num == 1:
-                    folder.mkdir(parents=True)
-                Image.fromarray(arr).save(folder / f"{num:04d}.jpg", quality=92)
-            bar.update(1)
-        bar.close()
-        for c in range(1, 7):
-            (tmp / f"cam{c}").mkdir(exist_ok=True)
-        (tmp / "exp").mkdir()
-        for split, pids in _split_ids(np.random.default_rng(s_split), identities).items():
-            (tmp / "exp" / f"{split}_id.txt").write_text(",".join(str(p) for p in pids) + "\n")
-        info = dict(params, images=int(n_img),
-                    visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
-                    infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
-        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        install_set(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    info = dict(params, images=int(n_img),
+                visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
+                infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
+    return write_set(out, overwrite, scene, ident, _split_ids(np.random.default_rng(s_split), identities),
+                     info, MARKER, progress=progress)
 
 
 class _NoBar:
@@ -232,6 +204,44 @@ class _NoBar:
 
     def close(self) -> None:
         pass
+
+
+def write_set(out: Path, overwrite: bool, scene: Any, ident: np.ndarray,
+              split_ids: dict[str, np.ndarray], info: dict[str, Any], marker: str, *,
+              quality: Callable[[int], int] = lambda cam: 92, progress: bool = False) -> Path:
+    """Render every chunk of `scene` (`scene.chunks`: (camera, start, stop); `ident`: each
+    image's 0-based identity) into `out` in SYSU-MM01's layout -- `cam<c>/<pid>/<n>.jpg`,
+    `exp/<split>_id.txt` from `split_ids`, and `marker` holding `info` -- in a temporary
+    folder renamed into place (`install_set`), removed again if anything fails."""
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        bar = _progress(len(scene.chunks), progress)
+        counter: dict[tuple[int, int], int] = {}
+        for k, (c, start, stop) in enumerate(scene.chunks):
+            for pid0, arr in zip(ident[start:stop].tolist(), scene.render_chunk(k)):
+                pid = pid0 + 1
+                num = counter[(c, pid)] = counter.get((c, pid), 0) + 1
+                folder = tmp / f"cam{c}" / f"{pid:04d}"
+                if num == 1:
+                    folder.mkdir(parents=True)
+                Image.fromarray(arr).save(folder / f"{num:04d}.jpg", quality=quality(c))
+            bar.update(1)
+        bar.close()
+        for c in range(1, 7):
+            (tmp / f"cam{c}").mkdir(exist_ok=True)
+        (tmp / "exp").mkdir()
+        for split, pids in split_ids.items():
+            (tmp / "exp" / f"{split}_id.txt").write_text(",".join(str(p) for p in pids) + "\n")
+        (tmp / marker).write_text(json.dumps(info, indent=2) + "\n")
+        install_set(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def _progress(total: int, enabled: bool):
