@@ -155,7 +155,6 @@ def synthesize(
     The set is written to a temporary sibling directory and renamed into place, so an
     interrupted run leaves nothing half-written.
     """
-
     out = Path(out).expanduser()
     if identities < 3:
         raise FMCNetError(f"identities must be at least 3 (one per split), got {identities}")
@@ -194,8 +193,8 @@ def synthesize(
     info = dict(params, images=int(n_img),
                 visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
                 infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
-    return write_set(out, overwrite, scene, ident, _split_ids(np.random.default_rng(s_split), identities),
-                     info, MARKER, progress=progress)
+    split_ids = _split_ids(np.random.default_rng(s_split), identities)
+    return write_set(out, overwrite, scene, ident, split_ids, info, MARKER, progress=progress)
 
 
 class _NoBar:
