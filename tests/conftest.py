@@ -1,4 +1,5 @@
-"""Shared test set-up: caches go to a per-session folder, never to the user's cache."""
+"""Shared test set-up: caches and notebook runs go to per-session folders, never to the
+user's cache or the checkout's runs/ (which the notebooks under nbval then resume)."""
 
 import os
 import signal
@@ -11,14 +12,19 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    old = os.environ.get("FMCNET_DATA")
+def _isolated_cache_and_runs(tmp_path_factory):
+    """FMCNET_DATA (caches, generated sets) and FMCNET_RUNS (the notebooks' run folders,
+    e.g. notebook 01's MD pair that `figures` trains) in this session's temporary folder:
+    a pair trained here on a test data set was resumed by notebook 01 under nbval."""
+    old = {key: os.environ.get(key) for key in ("FMCNET_DATA", "FMCNET_RUNS")}
     os.environ["FMCNET_DATA"] = str(tmp_path_factory.mktemp("fmcnet-cache"))
+    os.environ["FMCNET_RUNS"] = str(tmp_path_factory.mktemp("fmcnet-runs"))
     yield
-    if old is None:
-        os.environ.pop("FMCNET_DATA", None)
-    else:
-        os.environ["FMCNET_DATA"] = old
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

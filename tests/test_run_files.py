@@ -3,7 +3,9 @@ config.yaml, resumes.jsonl or eval/*.npz is one message naming the file, in the 
 command, the notebooks' `open_run`, the sweep and the study report alike."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +94,9 @@ def test_figures_and_open_run_end_with_one_message_and_draw_nothing(finished, tm
     assert main(["figures", "--run", str(run), "--out", str(out),
                  "--ablations", str(tmp_path / "none.json")]) == 0
     assert (out / "cmc.png").is_file()
+    # notebook 01's pair, trained for the decomposition figure, lands in the session's
+    # FMCNET_RUNS (conftest), not in the checkout's runs/ where nbval's notebook 01 finds it
+    assert (Path(os.environ["FMCNET_RUNS"]) / "01_decompose_features-smoke" / "md_on").is_dir()
 
 
 def _sweep_run(folder, r1):
