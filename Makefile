@@ -56,8 +56,9 @@ figures: venv
 	FMCNET_PROFILE=quick FMCNET_E2E_SCREENSHOT=$(CURDIR)/figures/ranking_browser.png PY=$(PY) bash tests/e2e/run_e2e.sh
 
 # Notebooks 00-08 executed in place with their outputs, from the reference run of `make demo`
-# (runs/demo; notebook 02 trains it when missing), each naming the commit it was rendered
-# from: commit first, then run this, then commit the notebooks. Prints each one's time.
+# (runs/demo; notebook 02 trains it when missing) and notebook 01's MD on/off pair (`make
+# figures` trains it, else 01 does), each naming the commit it was rendered from: commit
+# first, then run this, then commit the notebooks. Prints each one's time.
 notebooks: venv
 	FMCNET_PROFILE=quick OMP_NUM_THREADS=1 $(PY) -m fmcnet.notebooks
 
