@@ -125,9 +125,15 @@ def _train_all_trials(args: argparse.Namespace) -> int:
                 saved = {"config": read_config(folder)}
                 results = read_results(finished)
             except RunFileError as exc:
-                advice = (f"trial {t}'s results file is damaged; move it aside and run again "
-                          "with --resume (the trial resumes from its last checkpoint)"
-                          if exc.path == finished else exc.advice)
+                if exc.path == finished:
+                    advice = (f"trial {t}'s results file is damaged; move it aside and run "
+                              "again with --resume (the trial resumes from its last checkpoint)")
+                else:  # config.yaml: the finished results cannot be checked against the sweep
+                    advice = (f"trial {t} finished, but without its configuration its results "
+                              "cannot be checked against this sweep's: move its config.yaml "
+                              f"(if there) and {finished} aside and run again with --resume "
+                              "(the trial is evaluated again from its last checkpoint, which "
+                              "keeps its configuration, and both files are written again)")
                 raise FMCNetError(f"{exc.path} {exc.problem}: {advice}") from None
             check_config(saved, cfg, folder / "config.yaml", resume_keys(),
                          what=f"this sweep (trial {t})")

@@ -237,6 +237,15 @@ def test_regdb_trial_all_resumes_after_an_interruption(tmp_path, capsys, monkeyp
     damaged.rename(damaged.with_suffix(".json.bad"))
     assert main(argv + ["--resume"]) == 0
     assert json.loads(damaged.read_bytes())["settings"] == json.loads(kept)["settings"]
+    # a finished trial without its config.yaml: the advice names what to move, and works
+    (out / "trial_01" / "config.yaml").unlink()
+    assert main(argv + ["--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'trial_01' / 'config.yaml'} does not exist: trial 1 "
+                          "finished, but without its configuration") and f"and {damaged} aside" in err
+    damaged.rename(damaged.with_suffix(".json.bad2"))
+    assert main(argv + ["--resume"]) == 0
+    assert (out / "trial_01" / "config.yaml").is_file() and damaged.is_file()
     # a finished trial made with other settings is not silently combined
     (out / "results.json").unlink()
     assert main(argv + ["lambda1=0.7", "--resume"]) == 1
