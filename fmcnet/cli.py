@@ -154,9 +154,10 @@ def _train_all_trials(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fmcnet.run_lock import hold_run
 
-    if not args.run:
+    if not args.run or args.out:  # written elsewhere: nothing goes into the run's folder
         return _evaluate(args)
-    # `--run` files the evaluation under the run: one writer at a time (fmcnet.run_lock)
+    # `--run` without --out files the evaluation under the run: one writer at a time
+    # (fmcnet.run_lock)
     with hold_run(Path(args.run), "evaluate"):
         return _evaluate(args)
 

@@ -194,3 +194,55 @@ def test_a_second_sweep_or_pretrain_into_the_same_place_is_refused(tmp_path):
     assert (f"which holds {out}.lock. A file has one writer at a time (two would replace each "
             "other's output and its record): wait for it to end") in str(caught.value)
     assert sorted(p.name for p in out.parent.iterdir()) == ["standin.pt.lock"]  # left by the kill
+
+
+def test_a_rank_trains_under_its_parents_lock_and_no_one_elses(tmp_path, monkeypatch):
+    """`cpu_ranks` > 1: the parent holds the run's lock and names it to the ranks it starts
+    (FMCNET_RUN_LOCK); a rank enters under it. Naming the lock is not enough: a process
+    whose parent is not the holder is refused as any second writer is."""
+    run = tmp_path / "run"
+    rank = textwrap.dedent(f"""
+        from fmcnet.run_lock import hold_run
+        with hold_run({str(run)!r}, "train"):
+            print("rank entered", flush=True)
+    """)
+    parent = textwrap.dedent(f"""
+        import os, subprocess, sys
+        from fmcnet.run_lock import PARENT_LOCK_ENV, hold_run
+        with hold_run({str(run)!r}, "train"):
+            env = {{**os.environ, PARENT_LOCK_ENV: os.path.join({str(run)!r}, ".lock")}}
+            sys.exit(subprocess.run([sys.executable, "-c", {rank!r}], env=env).returncode)
+    """)
+    done = subprocess.run([sys.executable, "-c", parent], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "rank entered\n", done.stderr[-3000:]
+    holder = _holder(run)  # not this process's parent
+    try:
+        monkeypatch.setenv("FMCNET_RUN_LOCK", str(run / ".lock"))
+        with pytest.raises(RunFolderBusy, match=f"train by pid {holder.pid}"):
+            with hold_run(run, "train"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_evaluation_written_elsewhere_reads_a_run_another_process_holds(
+        tmp_path, synthetic_root, synthetic_dataset, capsys):
+    """`evaluate --run R --out F` writes nothing into R, so R's writer does not stop it (it
+    was refused and told to write elsewhere, which it did); without --out it files its
+    results under R and is refused."""
+    run = tmp_path / "run"
+    train(make_config("smoke", dataset="sysu", data_root=str(synthetic_root), epochs=1,
+                      steps_per_epoch=1), run, dataset=synthetic_dataset, evaluate=False)
+    holder = _holder(run)
+    try:
+        assert main(["evaluate", "--run", str(run), "--out", str(tmp_path / "elsewhere"),
+                     "--trials", "1"]) == 0
+        assert (tmp_path / "elsewhere" / "results.json").is_file()
+        assert not (run / "evaluations").exists()
+        assert main(["evaluate", "--run", str(run)]) == 1
+        assert f"train by pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
