@@ -18,6 +18,29 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob(notebooks.NOTEBOOK_GLOB))
 
 # mean ± std, or a p-value: the study's numbers, which the notebooks render instead
 STUDY_NUMBER = re.compile(r"\d+(?:\.\d+)? ?± ?\d|\bp ?[=<] ?0?\.\d")
+STUDY_JSON = REPO / "results" / "synthetic_ablations.json"
+
+
+def _study_numbers():
+    """The study's numbers as its report writes them (fmcnet.study: one decimal), as
+    regexes: every row's mean R1 and mAP (test, and val from its diagnostics) and every
+    comparison's R1 and mAP difference. A value of 10 or more matches as a bare number (as
+    a mean or a difference of either sign); one under 10 only as a signed difference
+    ("+2.3", "-2.3", "−2.3"), since bare small values (0.5, 0.7, 2.0) are the method's
+    constants as often as the study's."""
+    study = json.loads(STUDY_JSON.read_text())
+    means, diffs = set(), set()
+    for row in study["rows"]:
+        diag = row.get("diagnostics") or {}
+        for m in ("R1", "mAP"):
+            means.update(v for v in (row.get(f"{m}_mean"), (diag.get(f"val/{m}") or {}).get("mean"))
+                         if v is not None)
+    for c in study["comparisons"]:
+        diffs.update(c[m]["diff"] for m in ("R1", "mAP") if c[m].get("diff") is not None)
+    bare = {f"{abs(v):.1f}" for v in means | diffs if round(abs(v), 1) >= 10}
+    signed = {f"{abs(v):.1f}" for v in diffs if round(abs(v), 1) < 10}
+    return ([re.compile(rf"(?<![\d.]){re.escape(s)}(?!\d)") for s in sorted(bare)]
+            + [re.compile(rf"[+\-−] ?{re.escape(s)}(?!\d)") for s in sorted(signed)])
 
 
 def _cells(path, kind):
@@ -43,6 +66,19 @@ def test_no_notebook_types_a_number_of_the_study(path):
     typed = [line for cell in _cells(path, "markdown") for line in "".join(cell["source"]).split("\n")
              if STUDY_NUMBER.search(line)]
     assert not typed, f"{path.name}: render these from results/*.json instead: {typed}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_no_notebook_types_a_mean_or_difference_of_the_study(path):
+    numbers = _study_numbers()
+    assert len(numbers) > 20  # the study's JSON was read
+    typed = [(i, m.group(0), line.strip())
+             for i, cell in enumerate(json.loads(path.read_text())["cells"])
+             if cell["cell_type"] in ("markdown", "code")
+             for line in "".join(cell["source"]).split("\n")
+             for pattern in numbers for m in pattern.finditer(line)]
+    assert not typed, (f"{path.name}: cells type the study's numbers (cell, number, line); "
+                       f"render them with analysis.study_summary instead: {typed}")
 
 
 def test_the_study_sections_render_from_the_json():
