@@ -286,3 +286,12 @@ def test_plot_ablation_bars_shows_missing_rows():
              "paper": {"R1": 58.68, "mAP": 54.33}}]
     fig = analysis.plot_ablation_bars(rows, metric="mAP")
     assert isinstance(fig, Figure) and len(fig.axes) == 2
+
+
+def test_the_generators_curve_is_named_after_the_loss_the_run_trained():
+    records = [{"global_step": s, "loss/gan_g": 1.4, "loss/gan_d": 2.8, "loss/ic": 1.0,
+                "loss/fc": 1.0, "disc_acc": 0.5} for s in (1, 2)]
+    for loss, label in (("minimax", "log(1 - D(G(F_sh)))"), ("nonsaturating", "-log D(G(F_sh))")):
+        fig = analysis.plot_adversarial_dynamics(records, loss)
+        names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert names == [f"generators: {label}", "discriminators"], names

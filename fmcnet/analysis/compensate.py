@@ -30,13 +30,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def plot_adversarial_dynamics(records: Iterable[Mapping[str, Any]]) -> Figure:
-    """Generator vs discriminator loss (Eq. 12), L_IC / L_FC, and D's accuracy over steps."""
+# The generators' side of Eq. 12 as each `generator_loss` trains it.
+GENERATOR_LABELS = {"nonsaturating": "generators: -log D(G(F_sh))",
+                    "minimax": "generators: log(1 - D(G(F_sh)))"}
+
+
+def plot_adversarial_dynamics(records: Iterable[Mapping[str, Any]],
+                              generator_loss: str | None = None) -> Figure:
+    """Generator vs discriminator loss (Eq. 12), L_IC / L_FC, and D's accuracy over steps;
+    `generator_loss` (the run's `cfg.generator_loss`) names the generators' curve."""
     h = loss_history(records)
     fig = Figure(figsize=(13, 3.4), layout="constrained")
     axes = fig.subplots(1, 3)
+    g_label = GENERATOR_LABELS.get(generator_loss, "generators")
     panels = [
-        (axes[0], [("gan_g", "generators: -log D(G(F_sh))"), ("gan_d", "discriminators")],
+        (axes[0], [("gan_g", g_label), ("gan_d", "discriminators")],
          "adversarial loss (Eq. 12)"),
         (axes[1], [("ic", "L_IC (Eq. 14)"), ("fc", "L_FC (Eq. 13)")], "compensation losses"),
         (axes[2], [("disc_acc", "D accuracy")], "discriminator accuracy"),
