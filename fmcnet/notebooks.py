@@ -34,13 +34,12 @@ from fmcnet.utils import FMCNetError, git_commit
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
-def rendered_from() -> str:
-    """The first output of every notebook: the commit and profile it was rendered from."""
-    line = (f"rendered from fmcnet commit {git_commit()} with "
-            f"FMCNET_PROFILE={os.environ.get('FMCNET_PROFILE', 'quick')} "
-            "(the parameters cell reads it)")
-    print(line)
-    return line
+def rendered_from() -> None:
+    """Print every notebook's first output: the commit and profile it was rendered from
+    (printed, not returned: as a cell's last expression a value would show twice)."""
+    print(f"rendered from fmcnet commit {git_commit()} with "
+          f"FMCNET_PROFILE={os.environ.get('FMCNET_PROFILE', 'quick')} "
+          "(the parameters cell reads it)")
 
 
 def _checkout() -> Path:

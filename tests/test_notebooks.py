@@ -89,7 +89,7 @@ def test_the_study_sections_render_from_the_json():
 
 def test_rendered_from_names_the_commit_and_the_profile(monkeypatch, capsys):
     monkeypatch.setenv("FMCNET_PROFILE", "smoke")
-    notebooks.rendered_from()
+    assert notebooks.rendered_from() is None  # printed once: a returned value would show twice
     out = capsys.readouterr().out
     assert out == f"rendered from fmcnet commit {git_commit()} with FMCNET_PROFILE=smoke " \
                   "(the parameters cell reads it)\n"
