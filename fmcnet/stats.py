@@ -3,12 +3,13 @@ the rules that say whether one row of a study beats another (`verdict`: the seed
 `compare`: Welch's or the paired t-test, the study's verdicts).
 
 The sweep reports every row with seeds as `mean_std` of its finished seeds; the study
-document (`fmcnet.study`) compares the rows its spec names with `verdict`.
+document (`fmcnet.study`) compares the rows its spec names with `verdict`, and
+`verdict_lines` writes the comparisons as the table the study and the notebooks show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,3 +101,27 @@ def compare(better: Mapping[Any, float], worse: Mapping[Any, float], *, paired: 
     else:
         out["verdict"] = "not resolved"
     return out
+
+
+def verdict_lines(found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The verdict table: comparison -> difference -> p -> verdict, R1 then mAP."""
+    lines = ["| comparison | ids | ΔR1 | p (R1) | verdict (R1) | ΔmAP | p (mAP) | seeds |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]
+    for c in found:
+        r1, mp = c["R1"], c["mAP"]
+        test = "paired t-test" if c["paired"] else "Welch"
+        lines.append(
+            f"| {c['what']} (`{c['better']}` − `{c['worse']}`) | {c['ids']} | "
+            f"{_num(r1['diff'], sign=True)} | {_p(r1['p'])} | **{r1['verdict']}** ({test}) | "
+            f"{_num(mp['diff'], sign=True)} | {_p(mp['p'])} | {r1['n'][0]} / {r1['n'][1]} |")
+    return lines
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _num(x: Any, *, sign: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.1f}" if sign else f"{x:.1f}"

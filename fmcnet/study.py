@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fmcnet.analysis.ablations import COUPLING_TABLE, coupling_of, table_title
-from fmcnet.stats import compare
+from fmcnet.stats import compare, verdict_lines
 from fmcnet.sweep import DISCRIMINATOR_KEYS, SweepSpec, collect_sweep, default_out, load_spec
 from fmcnet.utils import atomic_write_json, atomic_write_text
 
@@ -71,20 +71,6 @@ def comparisons(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict
              **{m: compare(series(by_name, c.better, c.ids, m), series(by_name, c.worse, c.ids, m),
                            paired=c.paired) for m in ("R1", "mAP")}}
             for c in spec.comparisons]
-
-
-def verdict_lines(found: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The verdict table: comparison -> difference -> p -> verdict, R1 then mAP."""
-    lines = ["| comparison | ids | ΔR1 | p (R1) | verdict (R1) | ΔmAP | p (mAP) | seeds |",
-             "|---|---|---:|---:|---|---:|---:|---:|"]
-    for c in found:
-        r1, mp = c["R1"], c["mAP"]
-        test = "paired t-test" if c["paired"] else "Welch"
-        lines.append(
-            f"| {c['what']} (`{c['better']}` − `{c['worse']}`) | {c['ids']} | "
-            f"{_num(r1['diff'], sign=True)} | {_p(r1['p'])} | **{r1['verdict']}** ({test}) | "
-            f"{_num(mp['diff'], sign=True)} | {_p(mp['p'])} | {r1['n'][0]} / {r1['n'][1]} |")
-    return lines
 
 
 def _pm(mean: Any, std: Any, digits: int = 1) -> str:
@@ -278,16 +264,6 @@ def study_markdown(spec: SweepSpec, rows: Sequence[Mapping[str, Any]], prov: Map
     if discussion.strip():
         out += ["## Discussion (written by hand for these numbers)", "", discussion.strip(), ""]
     return "\n".join(out)
-
-
-def _p(p: float | None) -> str:
-    return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def _num(x: Any, *, sign: bool = False) -> str:
-    if x is None:
-        return "—"
-    return f"{x:+.1f}" if sign else f"{x:.1f}"
 
 
 def _knob(x: Any) -> str:

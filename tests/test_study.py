@@ -268,11 +268,3 @@ def test_the_study_spec_names_its_comparisons_and_every_one_is_a_pair_of_its_row
                                    "comparisons": [["a", "a", "no keys"]]}))
     with pytest.raises(sweep.SweepError, match="each comparison is"):
         sweep.load_spec(bad)
-
-
-def test_rows_across_the_coupling_are_labelled_with_it():
-    from fmcnet.analysis.ablations import study_row_label
-
-    assert study_row_label({"name": "c", "label": "Base", "table": "coupling",
-                            "thermal_coupling": 0.95}) == "Base (coupling 0.95)"
-    assert study_row_label({"name": "t2_base", "label": "Base", "table": "2"}) == "Base"

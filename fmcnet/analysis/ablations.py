@@ -242,15 +242,6 @@ def study_headings(meta: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in (doc.get("headings") or {}).items()}
 
 
-def study_row_label(row: Mapping[str, Any]) -> str:
-    """A row's label; rows across the thermal coupling share theirs ("Base"), so they
-    carry their coupling too."""
-    label = str(row.get("label") or row["name"])
-    if str(row.get("table", "")) == COUPLING_TABLE and row.get("thermal_coupling") is not None:
-        label += f" (coupling {row['thermal_coupling']:g})"
-    return label
-
-
 def plot_ablation_study(rows: Sequence[Mapping[str, Any]], *, title: str = "",
                         headings: Mapping[str, str] | None = None,
                         reference: str | None = REFERENCE_ROW) -> Figure:

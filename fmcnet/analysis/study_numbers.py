@@ -17,6 +17,7 @@ from typing import Any
 
 from fmcnet.analysis.ablations import ABLATION_STUDY, load_ablation_study
 from fmcnet.analysis.runs import repo_root
+from fmcnet.stats import verdict_lines
 from fmcnet.utils import FMCNetError
 
 
@@ -48,14 +49,6 @@ def _pm(cell: Any, digits: int = 1) -> str:
     if mean is None:
         return "—"
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def _signed(x: Any) -> str:
-    return "—" if x is None else f"{x:+.1f}"
-
-
-def _p(p: Any) -> str:
-    return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def _side_row(side: str) -> str:
@@ -120,18 +113,7 @@ def study_summary(rows: Sequence[str] | None = None, *,
             cells.append(_pm(diag.get(key), digits))
         lines.append("| " + " | ".join(cells) + " |")
     if found:
-        lines += ["", "| comparison | ids | ΔR1 | p (R1) | verdict | ΔmAP | p (mAP) | seeds |",
-                  "|---|---|---:|---:|---|---:|---:|---:|"]
-        for c in found:
-            r1, mp = c.get("R1") or {}, c.get("mAP") or {}
-            test = "paired t-test" if c.get("paired") else "Welch"
-            n = r1.get("n") or [by_name.get(_side_row(c[s]), {}).get("n", "?")
-                                for s in ("better", "worse")]
-            lines.append(
-                f"| {c.get('what', '')} (`{c['better']}` − `{c['worse']}`) | "
-                f"{c.get('ids', 'test')} | {_signed(r1.get('diff'))} | {_p(r1.get('p'))} | "
-                f"**{r1.get('verdict', '—')}** ({test}) | {_signed(mp.get('diff'))} | "
-                f"{_p(mp.get('p'))} | {n[0]} / {n[1]} |")
+        lines += ["", *verdict_lines(found)]
     if missing:
         lines += ["", "Not in this study (yet): " + ", ".join(f"`{m}`" for m in missing) + "."]
     return StudySummary("\n".join(lines), chosen, found, missing, dict(meta))
