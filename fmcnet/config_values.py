@@ -182,7 +182,9 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TUPLE_LENGTHS = {"erase_area": 2, "omega_init": 2}
 # The datasets each dataset-specific option applies to.
 DATASET_SCOPE = {"validate": ("synthetic", "heldout", "sysu"), "trial": ("regdb",),
-                 "gallery_sampler": ("synthetic", "heldout", "sysu"), "llcm_protocol": ("llcm",)}
+                 "gallery_sampler": ("synthetic", "heldout", "sysu"), "llcm_protocol": ("llcm",),
+                 "synthetic_thermal_coupling": ("synthetic",),
+                 "synthetic_cross_modal_predictability": ("synthetic",)}
 
 
 def validate(cfg: Any) -> None:
@@ -232,7 +234,9 @@ def validate(cfg: Any) -> None:
     if cfg.backbone_width != 64 and cfg.pretrained and cfg.pretrained_path is None:
         raise ConfigError(
             f"backbone_width={cfg.backbone_width} has no ImageNet weights (only 64 does); "
-            "set backbone_width=64, or pretrained=false to train it from random init"
+            "name a state dict of this width with pretrained_path=FILE (quick's width 16: "
+            "fmcnet/weights/standin_resnet18_w16.pt), set backbone_width=64, or "
+            "pretrained=false to train it from random init"
         )
     if cfg.fmc and not cfg.sfd:
         raise ConfigError("fmc=true needs sfd=true (the generators target the specific features)")
@@ -252,9 +256,11 @@ def validate(cfg: Any) -> None:
             f"trial={cfg.trial} selects a RegDB split; dataset={cfg.dataset} has no trials. "
             "Drop trial= (or --trial), or use --dataset regdb"
         )
-    for key, default, what in (("gallery_sampler", "auto", "SYSU-MM01 galleries"),
-                               ("llcm_protocol", "deen", "the LLCM protocol")):
-        if getattr(cfg, key) != default and cfg.dataset not in DATASET_SCOPE[key]:
+    for key, what in (("gallery_sampler", "SYSU-MM01 galleries"),
+                      ("llcm_protocol", "the LLCM protocol"),
+                      ("synthetic_thermal_coupling", "the built-in set's modality gap"),
+                      ("synthetic_cross_modal_predictability", "the built-in set's modality gap")):
+        if getattr(cfg, key) != defaults[key] and cfg.dataset not in DATASET_SCOPE[key]:
             raise ConfigError(
                 f"{key}={getattr(cfg, key)} selects {what}; dataset={cfg.dataset} does not "
                 f"use it. Drop {key}= (or use dataset {' or '.join(DATASET_SCOPE[key])})"

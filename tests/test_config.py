@@ -92,6 +92,12 @@ def test_unknown_key_lists_valid_keys():
         ({"dataset": "regdb", "data_root": "/x", "gallery_sampler": "agw"},
          "gallery_sampler=agw selects SYSU-MM01 galleries; dataset=regdb does not use it"),
         ({"llcm_protocol": "literal"}, "llcm_protocol=literal selects the LLCM protocol"),
+        # the held-out renderer has no such knob: the value was recorded, never used
+        ({"dataset": "heldout", "synthetic_thermal_coupling": 0.95},
+         "synthetic_thermal_coupling=0.95 selects the built-in set's modality gap; "
+         "dataset=heldout does not use it"),
+        ({"dataset": "sysu", "data_root": "/x", "synthetic_cross_modal_predictability": 1.0},
+         "dataset=sysu does not use it"),
     ],
 )
 def test_bad_values_are_explained(overrides, message):
