@@ -375,7 +375,8 @@ def test_narrow_backbone_has_no_imagenet_weights_but_loads_its_own_file(tmp_path
     from fmcnet.config import ConfigError
     from fmcnet.model.backbone import build_resnet, narrow_resnet
 
-    with pytest.raises(ConfigError, match="backbone_width=16 has no ImageNet weights"):
+    with pytest.raises(ConfigError, match="backbone_width=16 has no ImageNet weights .*name a "
+                       "state dict of this width with pretrained_path=FILE"):
         # quick's own file (the stand-in) is the only weights a width-16 network can load
         make_config("quick", backbone_width=16, pretrained=True, pretrained_path=None)
     with pytest.raises(ConfigError, match="multiple of 8"):
@@ -403,8 +404,9 @@ def test_pretrained_false_is_random_init_even_where_the_profile_names_a_file():
     loaded = FMCNet.from_config(standin, num_classes=8)
     fresh = FMCNet.from_config(random_cfg, num_classes=8)
     assert loaded.pretrained_source.startswith("file:") and fresh.pretrained_source == "random"
-    weights = torch.load(standin.weights_path if Path(standin.weights_path).is_file() else
-                         Path(__file__).parents[1] / standin.weights_path, weights_only=True)
+    from fmcnet.model.backbone import resolve_weights_path
+
+    weights = torch.load(resolve_weights_path(standin.weights_path), weights_only=True)
     conv1 = next(k for k in weights if k.endswith("conv1.weight") and "layer" not in k)
     front = {k: v for k, v in fresh.state_dict().items() if k.endswith("conv1.weight")
              and "layer" not in k}

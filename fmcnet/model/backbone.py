@@ -67,8 +67,9 @@ def _check_width(name: str, width: int, *, pretrained: bool,
     if width != STANDARD_WIDTH and pretrained and pretrained_path is None:
         raise FMCNetError(
             f"pretrained=true needs backbone_width={STANDARD_WIDTH}: ImageNet weights exist "
-            f"only for the standard {name}, not for width {width}. Set backbone_width="
-            f"{STANDARD_WIDTH}, or pretrained=false to train the narrow network from random init"
+            f"only for the standard {name}, not for width {width}. Name a state dict of this "
+            f"width with pretrained_path=FILE, set backbone_width={STANDARD_WIDTH}, or "
+            "pretrained=false to train the narrow network from random init"
         )
 
 
