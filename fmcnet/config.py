@@ -12,8 +12,9 @@ resolve to a `Config` through `make_config`. Three named profiles:
 * ``quick`` -- the CPU demo in the paper's regime: ResNet-18 at a quarter of its channels
   (same split points) fine-tuned from the ImageNet stand-in (fmcnet/weights/), 64x32
   images, 864 Adam steps, every module and term of the paper's full model (Table 2's last
-  row) at the paper's weights; each reading decided on the validation ids
-  (docs/method_readings.md).
+  row) at the paper's weights (align_weight 1 and the centre losses' sphere decided on
+  the validation ids); where the validation ids did not tell two readings apart, quick keeps
+  the one the study ran (docs/method_readings.md).
 * ``smoke`` -- tests and nbval: a handful of steps on tiny images.
 """
 
