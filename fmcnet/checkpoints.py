@@ -210,15 +210,18 @@ def saved_value(saved: dict[str, Any], key: str) -> Any:
     return plain(getattr(Config(), key))
 
 
+def config_differences(a: dict[str, Any], b: dict[str, Any], keys, name_a: str,
+                       name_b: str) -> list[str]:
+    """`key: <name_a> has x, <name_b> has y` for each of `keys` on which two saved
+    configurations (a checkpoint's, a config.yaml, `Config.to_dict()`) differ."""
+    return [f"{k}: {name_a} has {saved_value(a, k)!r}, {name_b} has {saved_value(b, k)!r}"
+            for k in keys if saved_value(a, k) != saved_value(b, k)]
+
+
 def check_config(ckpt: dict[str, Any], cfg: Config, path: Path, keys=MODEL_KEYS,
                  *, what: str = "this configuration") -> None:
     """Fail loudly, listing every differing key, instead of mixing two experiments."""
-    saved = ckpt["config"]
-    problems = [
-        f"{k}: checkpoint has {saved_value(saved, k)!r}, {what} has {plain(getattr(cfg, k))!r}"
-        for k in keys
-        if saved_value(saved, k) != plain(getattr(cfg, k))
-    ]
+    problems = config_differences(ckpt["config"], cfg.to_dict(), keys, "checkpoint", what)
     if problems:
         raise CheckpointMismatch(
             f"checkpoint {path} does not match {what}:\n  - " + "\n  - ".join(problems)

@@ -35,6 +35,7 @@ from fmcnet.checkpoints import (
     RESUME_SAFE_KEYS,
     CheckpointMismatch,
     check_config,
+    config_differences,
     load_checkpoint,
     resume_keys,
     saved_value,
@@ -105,8 +106,8 @@ def resume_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
     if not last_path.exists():
         found = run_contents(run_dir)
         if stopped_before_first_checkpoint(run_dir):
-            differ = _differences(read_config(run_dir), cfg.to_dict(), "its config.yaml",
-                                  "this run")
+            differ = config_differences(read_config(run_dir), cfg.to_dict(), resume_keys(),
+                                        "its config.yaml", "this run")
             if differ:
                 raise CheckpointMismatch(
                     f"--resume: {run_dir} stopped before its first checkpoint with another "
@@ -150,7 +151,8 @@ def check_run_checkpoint(run_dir: Path, ckpt: dict[str, Any], path: Path) -> Non
             "checkpoint is this run's: evaluate it with --checkpoint (its results go to "
             "runs/evaluations/), not --run"
         )
-    differ = _differences(ckpt["config"], config, "checkpoint", "config.yaml")
+    differ = config_differences(ckpt["config"], config, resume_keys(), "checkpoint",
+                                "config.yaml")
     if differ:
         raise CheckpointMismatch(
             f"checkpoint {path} is not run {run_dir}'s: it does not match "
@@ -159,12 +161,6 @@ def check_run_checkpoint(run_dir: Path, ckpt: dict[str, Any], path: Path) -> Non
             "checkpoint copied there?): evaluate it with --checkpoint (its results go to "
             "runs/evaluations/), or put the run's own checkpoint back"
         )
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> list[str]:
-    """`key: <name_a> has x, <name_b> has y` for every key a resume checks that differs."""
-    return [f"{k}: {name_a} has {saved_value(a, k)!r}, {name_b} has {saved_value(b, k)!r}"
-            for k in resume_keys() if saved_value(a, k) != saved_value(b, k)]
 
 
 def open_run_folder(run_dir: Path, cfg: Config, ckpt: dict[str, Any] | None, *,
