@@ -12,6 +12,7 @@ import pytest
 
 from fmcnet.data import heldout
 from fmcnet.data.heldout import INFRARED_CAMS, synthesize_heldout
+from fmcnet.data.synthetic import split_ids
 from fmcnet.data.sysu import load_sysu
 from fmcnet.utils import FMCNetError
 
@@ -55,10 +56,9 @@ def test_layout_and_splits(small):
 
 
 def test_default_split_is_160_20_40():
-    ids = heldout._split_ids(np.random.default_rng(0), 220,
-                             (heldout.VAL_FRACTION, heldout.TEST_FRACTION))
+    ids = split_ids(np.random.default_rng(0), 220, (heldout.VAL_FRACTION, heldout.TEST_FRACTION))
     assert {k: len(v) for k, v in ids.items()} == {"train": 160, "val": 20, "test": 40}
-    ids = heldout._split_ids(np.random.default_rng(0), 100, (0.2, 0.2))  # SYSU-like
+    ids = split_ids(np.random.default_rng(0), 100)  # SYSU-like, the built-in set's
     assert {k: len(v) for k, v in ids.items()} == {"train": 60, "val": 20, "test": 20}
 
 

@@ -142,7 +142,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "_split_ids", boom)
+    monkeypatch.setattr(synthetic, "install_set", boom)  # every image written by then
     with pytest.raises(KeyboardInterrupt):
         synthesize(tmp_path / "x", **TINY)
     assert list(tmp_path.iterdir()) == []

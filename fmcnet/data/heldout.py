@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from fmcnet.data.heldout_render import HELDOUT_VERSION, INFRARED_CAMS, VISIBLE_CAMS, _Heldout
-from fmcnet.data.synthetic import check_target, write_set
+from fmcnet.data.synthetic import check_target, split_ids, write_set
 from fmcnet.utils import FMCNetError
 
 __all__ = ["HELDOUT_VERSION", "INFRARED_CAMS", "MARKER", "VISIBLE_CAMS", "ensure_heldout",
@@ -74,13 +74,6 @@ VAL_FRACTION, TEST_FRACTION = 1 / 11, 2 / 11
 
 
 # ---- writing ----------------------------------------------------------------------------
-
-
-def _split_ids(rng: np.random.Generator, n: int, split: tuple[float, float]) -> dict[str, np.ndarray]:
-    perm = rng.permutation(n) + 1
-    n_val, n_test = (max(1, round(f * n)) for f in split)
-    return {"test": np.sort(perm[:n_test]), "val": np.sort(perm[n_test:n_test + n_val]),
-            "train": np.sort(perm[n_test + n_val:])}
 
 
 def synthesize_heldout(
@@ -117,7 +110,7 @@ def synthesize_heldout(
                           f"got {split}")
     check_target(out, overwrite, MARKER, "held-out")  # only a held-out set is replaced
     scene = _Heldout(seed, identities, images_per_camera, (h, w))
-    ids = _split_ids(np.random.default_rng(scene.s_split), identities, (val_f, test_f))
+    ids = split_ids(np.random.default_rng(scene.s_split), identities, (val_f, test_f))
     info = {"renderer": "fmcnet.data.heldout", "version": HELDOUT_VERSION,
             "identities": int(identities), "seed": int(seed),
             "images_per_camera": int(images_per_camera), "image_size": [h, w],

@@ -80,10 +80,12 @@ def check_target(out: Path, overwrite: bool, marker: str = MARKER, kind: str = "
 # ---- writing ----------------------------------------------------------------------------
 
 
-def _split_ids(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Train / val / test pids (1-based), about 60 / 20 / 20 % like SYSU-MM01's 296/99/96."""
+def split_ids(rng: np.random.Generator, n: int, split: tuple[float, float] = (0.2, 0.2)
+              ) -> dict[str, np.ndarray]:
+    """Train / val / test pids (1-based) of `n` identities, `split` the (val, test) fractions:
+    the default about 60 / 20 / 20 % like SYSU-MM01's 296/99/96. One permutation, test first."""
     perm = rng.permutation(n) + 1
-    n_val = n_test = max(1, round(0.2 * n))
+    n_val, n_test = (max(1, round(f * n)) for f in split)
     return {
         "test": np.sort(perm[:n_test]),
         "val": np.sort(perm[n_test:n_test + n_val]),
@@ -193,8 +195,8 @@ def synthesize(
     info = dict(params, images=int(n_img),
                 visible=int(np.isin(cam_of, VISIBLE_CAMS).sum()),
                 infrared=int(np.isin(cam_of, INFRARED_CAMS).sum()))
-    split_ids = _split_ids(np.random.default_rng(s_split), identities)
-    return write_set(out, overwrite, scene, ident, split_ids, info, MARKER, progress=progress)
+    ids = split_ids(np.random.default_rng(s_split), identities)
+    return write_set(out, overwrite, scene, ident, ids, info, MARKER, progress=progress)
 
 
 class _NoBar:
